@@ -1,3 +1,12 @@
-"""Shapley-guided alternating training for imbalanced multimodal classification."""
+"""Shapley-guided alternating training for imbalanced multimodal classification.
+
+Estimators on precomputed embeddings (one 2-D array per modality) that follow
+scikit-learn's conventions and train through skorch/PyTorch.
+"""
+
+from ._data import SliceDict
+from .classifier import ShapleyAlternatingClassifier
 
 __version__ = "0.1.0"
+
+__all__ = ["ShapleyAlternatingClassifier", "SliceDict", "__version__"]

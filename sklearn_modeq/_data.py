@@ -1,0 +1,252 @@
+"""Validation of multimodal ``X``, missing-modality masks and standardisation.
+
+Every public ``fit``/``predict*`` call validates ``X`` here exactly once; the rest
+of the package receives a plain ``dict`` of C-contiguous float32 arrays, one per
+modality, where an all-NaN row means "this modality is absent for this sample"
+(DESIGN section 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import scipy.sparse as sp
+from skorch.helper import SliceDict
+from sklearn.utils.validation import check_array, validate_data
+
+__all__ = ["SliceDict"]
+
+#: Key under which sample weights travel inside the dict handed to skorch.
+SAMPLE_WEIGHT_KEY = "__sample_weight__"
+#: Name of the single modality when ``X`` is one 2-D array.
+SINGLE_MODALITY = "x"
+
+
+def _is_mapping(X) -> bool:
+    return isinstance(X, Mapping)
+
+
+def _label(name: str, single: bool) -> str:
+    """How error messages name a modality: ``X`` for one array, ``X['audio']``."""
+    return "X" if single else f"X[{name!r}]"
+
+
+def _check_modality_rows(array: np.ndarray, label: str) -> None:
+    """Reject inf and partly-NaN rows, naming the first bad row."""
+    finite_or_nan = np.isfinite(array) | np.isnan(array)
+    if not finite_or_nan.all():
+        row = int(np.flatnonzero(~finite_or_nan.all(axis=1))[0])
+        raise ValueError(
+            f"{label} row {row} contains infinity; features must be finite "
+            "(a missing modality is an all-NaN row)."
+        )
+    n_nan = np.isnan(array).sum(axis=1)
+    partial = (n_nan > 0) & (n_nan < array.shape[1])
+    if partial.any():
+        row = int(np.flatnonzero(partial)[0])
+        raise ValueError(
+            f"{label} row {row} is partly NaN ({n_nan[row]} of {array.shape[1]} "
+            "values); a missing modality must be an all-NaN row."
+        )
+
+
+def _as_float_array(value, label: str) -> np.ndarray:
+    if sp.issparse(value):
+        raise TypeError(
+            f"{label} is a sparse matrix; sparse input is not supported, "
+            "pass a dense array (e.g. value.toarray())."
+        )
+    array = check_array(
+        value,
+        dtype=np.float32,
+        ensure_all_finite=False,
+        ensure_min_samples=1,
+        input_name=label,
+    )
+    return np.ascontiguousarray(array)
+
+
+def _column_names(value):
+    columns = getattr(value, "columns", None)
+    if columns is None:
+        return None
+    return np.asarray([str(c) for c in columns], dtype=object)
+
+
+def validate_X(estimator, X, *, reset: bool) -> dict[str, np.ndarray]:
+    """Validate multimodal ``X`` and return ``{modality: float32 array}``.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        Receives (``reset=True``) or is checked against (``reset=False``) the
+        fitted attributes ``modalities_``, ``n_features_per_modality_``,
+        ``feature_names_per_modality_`` and ``n_features_in_``.
+    X : mapping of str to array-like of shape (n_samples, d_m), or array-like
+        One 2-D array per modality; a single 2-D array is one modality named
+        ``"x"``. An all-NaN row marks a modality absent for that sample.
+    reset : bool
+        True in ``fit``; False in ``predict*``, where a modality seen in ``fit``
+        but absent from ``X`` is treated as missing for every sample.
+
+    Returns
+    -------
+    arrays : dict of str to ndarray of shape (n_samples, d_m)
+        In the order of ``estimator.modalities_``; float32, C-contiguous.
+    """
+    if _is_mapping(X):
+        arrays = _validate_mapping(estimator, X, reset=reset)
+    else:
+        arrays = _validate_single(estimator, X, reset=reset)
+    _check_some_modality_present(arrays, single=not _is_mapping(X))
+    return arrays
+
+
+def _validate_single(estimator, X, *, reset: bool) -> dict[str, np.ndarray]:
+    """One 2-D array: scikit-learn's own validation, so every check applies."""
+    if sp.issparse(X):
+        raise TypeError(
+            "X is a sparse matrix; sparse input is not supported, "
+            "pass a dense array (e.g. X.toarray())."
+        )
+    if not reset and getattr(estimator, "modalities_", None) != [SINGLE_MODALITY]:
+        raise ValueError(
+            f"{type(estimator).__name__} was fitted on modalities "
+            f"{estimator.modalities_}; pass X as a dict with those keys."
+        )
+    array = validate_data(
+        estimator, X, reset=reset, dtype=np.float32, ensure_all_finite=False
+    )
+    array = np.ascontiguousarray(array)
+    _check_modality_rows(array, "X")
+    if reset:
+        estimator.modalities_ = [SINGLE_MODALITY]
+        estimator.n_features_per_modality_ = {SINGLE_MODALITY: array.shape[1]}
+        names = getattr(estimator, "feature_names_in_", None)
+        estimator.feature_names_per_modality_ = {SINGLE_MODALITY: names}
+    return {SINGLE_MODALITY: array}
+
+
+def _validate_mapping(estimator, X, *, reset: bool) -> dict[str, np.ndarray]:
+    if len(X) == 0:
+        raise ValueError("X is an empty mapping; it needs at least one modality.")
+    for name in X:
+        if not isinstance(name, str):
+            raise TypeError(
+                f"modality names must be str; X has the key {name!r} of type "
+                f"{type(name).__name__}."
+            )
+        if name == SAMPLE_WEIGHT_KEY:
+            raise ValueError(f"{name!r} is reserved and cannot name a modality.")
+    if not reset:
+        unknown = [name for name in X if name not in estimator.modalities_]
+        if unknown:
+            raise ValueError(
+                f"X has modality {unknown[0]!r}, which was not seen in fit; "
+                f"known modalities: {estimator.modalities_}."
+            )
+    arrays = {}
+    names = {}
+    for name, value in X.items():
+        label = _label(name, single=False)
+        names[name] = _column_names(value)
+        arrays[name] = _as_float_array(value, label)
+        _check_modality_rows(arrays[name], label)
+    _check_same_n_samples(arrays)
+    if reset:
+        estimator.modalities_ = list(arrays)
+        estimator.n_features_per_modality_ = {k: v.shape[1] for k, v in arrays.items()}
+        estimator.feature_names_per_modality_ = names
+        estimator.n_features_in_ = sum(estimator.n_features_per_modality_.values())
+        if hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_  # left over from a fit on one array
+        return arrays
+    return _complete_modalities(estimator, arrays, names)
+
+
+def _check_same_n_samples(arrays: Mapping[str, np.ndarray]) -> None:
+    counts = {name: a.shape[0] for name, a in arrays.items()}
+    first = next(iter(counts))
+    for name, count in counts.items():
+        if count != counts[first]:
+            raise ValueError(
+                f"X[{name!r}] has {count} samples but X[{first!r}] has "
+                f"{counts[first]}; every modality needs one row per sample."
+            )
+
+
+def _complete_modalities(estimator, arrays, names) -> dict[str, np.ndarray]:
+    """Check dims against fit and add all-NaN arrays for absent modalities."""
+    n_samples = next(iter(arrays.values())).shape[0]
+    complete = {}
+    for name in estimator.modalities_:
+        expected = estimator.n_features_per_modality_[name]
+        if name not in arrays:
+            complete[name] = np.full((n_samples, expected), np.nan, np.float32)
+            continue
+        got = arrays[name].shape[1]
+        if got != expected:
+            raise ValueError(
+                f"X[{name!r}] has {got} features, but {type(estimator).__name__} "
+                f"was fitted with {expected} features for this modality."
+            )
+        fitted_names = estimator.feature_names_per_modality_.get(name)
+        if (
+            fitted_names is not None
+            and names[name] is not None
+            and not np.array_equal(fitted_names, names[name])
+        ):
+            raise ValueError(
+                f"X[{name!r}] has columns that differ from those seen in fit "
+                f"(first seen: {list(fitted_names[:3])}, got: "
+                f"{list(names[name][:3])})."
+            )
+        complete[name] = arrays[name]
+    return complete
+
+
+def _check_some_modality_present(arrays: Mapping[str, np.ndarray], single) -> None:
+    present = presence_mask(arrays)
+    empty = ~present.any(axis=1)
+    if empty.any():
+        row = int(np.flatnonzero(empty)[0])
+        where = ", ".join(_label(n, single) for n in arrays)
+        raise ValueError(
+            f"sample {row} has every modality missing (all-NaN rows in {where}); "
+            "at least one modality must be present."
+        )
+
+
+def presence_mask(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Boolean array (n_samples, n_modalities): True where a modality is present."""
+    return np.column_stack([~np.isnan(a[:, 0]) for a in arrays.values()])
+
+
+def n_samples_of(arrays: Mapping[str, np.ndarray]) -> int:
+    return next(iter(arrays.values())).shape[0]
+
+
+class NanStandardizer:
+    """Per-modality standardisation with statistics from the present rows only.
+
+    Absent (all-NaN) rows stay NaN. Constant features get a scale of 1.
+    """
+
+    def fit(self, arrays: Mapping[str, np.ndarray]) -> NanStandardizer:
+        self.mean_ = {}
+        self.scale_ = {}
+        for name, array in arrays.items():
+            present = array[~np.isnan(array[:, 0])]
+            mean = present.mean(axis=0, dtype=np.float64)
+            std = present.std(axis=0, dtype=np.float64)
+            std[std < 1e-12] = 1.0
+            self.mean_[name] = mean.astype(np.float32)
+            self.scale_[name] = std.astype(np.float32)
+        return self
+
+    def transform(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {
+            name: (array - self.mean_[name]) / self.scale_[name]
+            for name, array in arrays.items()
+        }

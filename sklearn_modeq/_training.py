@@ -1,0 +1,307 @@
+"""skorch pieces: the dataset, the alternating net and the Shapley scheduler.
+
+The loop itself is skorch's (``fit_loop``/``run_single_epoch``); alternation is a
+``train_step`` override (per batch) or a wrapped iterator (per epoch), and the
+Shapley scheduling is a callback that records its values in the history.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from skorch import NeuralNet
+from skorch.callbacks import Callback
+from skorch.utils import to_tensor
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+
+from ._data import SAMPLE_WEIGHT_KEY
+from .shapley import ShapleyPlan, members
+
+
+class ModalityDataset(torch.utils.data.Dataset):
+    """Rows of a dict of arrays, indexed a whole batch at a time.
+
+    ``dataset[indices]`` returns ``({name: tensor (len(indices), d)}, y)``: one
+    fancy-indexing per modality instead of one ``__getitem__`` per sample plus a
+    collate, which is what makes small-MLP training on embeddings fast.
+    """
+
+    def __init__(self, X, y=None):
+        self.X = {k: torch.as_tensor(v) for k, v in X.items()}
+        self.n = len(next(iter(self.X.values())))
+        self.y = None if y is None else torch.as_tensor(y)
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, indices):
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        xb = {k: v[idx] for k, v in self.X.items()}
+        yb = torch.zeros(len(idx), dtype=torch.long) if self.y is None else self.y[idx]
+        return xb, yb
+
+
+def batch_loader(dataset, batch_size=128, shuffle=False, **kwargs):
+    """DataLoader that hands whole index batches to ``dataset.__getitem__``."""
+    sampler = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+    return DataLoader(
+        dataset,
+        sampler=BatchSampler(sampler, batch_size=batch_size, drop_last=False),
+        batch_size=None,
+        **kwargs,
+    )
+
+
+def weighted_cross_entropy(logits, y, weights=None):
+    """Mean cross-entropy, weighted by ``weights`` when given."""
+    losses = F.cross_entropy(logits, y, reduction="none")
+    if weights is None:
+        return losses.mean()
+    return (losses * weights).sum() / weights.sum().clamp_min(1e-12)
+
+
+class _EpochPasses:
+    """Iterates over a loader once per modality (per-epoch alternation).
+
+    Before each pass it tells the net which position of the order to train.
+    """
+
+    def __init__(self, net, loader):
+        self.net = net
+        self.loader = loader
+
+    def __len__(self):
+        return len(self.loader) * len(self.net.training_order_)
+
+    def __iter__(self):
+        for k in range(len(self.net.training_order_)):
+            self.net.active_steps_ = (k,)
+            yield from self.loader
+        self.net.active_steps_ = None
+
+
+class AlternatingNet(NeuralNet):
+    """skorch net that trains one modality at a time along ``training_order_``.
+
+    Parameters
+    ----------
+    alternation : {"batch", "epoch"}, default="batch"
+        ``"batch"``: every batch takes one optimiser step per modality, in order;
+        ``"epoch"``: every epoch makes one pass over the data per modality.
+    **kwargs
+        Passed to :class:`skorch.NeuralNet`.
+
+    Attributes
+    ----------
+    training_order_ : list of int
+        Modality indices in the order the current epoch trains them
+        (set by :class:`ShapleyScheduler`).
+    """
+
+    def __init__(self, *args, alternation="batch", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.alternation = alternation
+
+    def initialize(self):
+        self.training_order_ = list(range(len(self.module__modalities)))
+        self.active_steps_ = None
+        return super().initialize()
+
+    def get_dataset(self, X, y=None):
+        if isinstance(X, torch.utils.data.Dataset):
+            return X
+        return ModalityDataset(X, y)
+
+    def get_iterator(self, dataset, training=False):
+        loader = super().get_iterator(dataset, training=training)
+        if training and self.alternation == "epoch":
+            return _EpochPasses(self, loader)
+        return loader
+
+    def infer(self, x, **fit_params):
+        x = to_tensor(x, device=self.device)
+        inputs = {k: v for k, v in x.items() if k != SAMPLE_WEIGHT_KEY}
+        return self.module_(**inputs, **fit_params)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        y_true = to_tensor(y_true, device=self.device)
+        weights = None if X is None else X.get(SAMPLE_WEIGHT_KEY)
+        if weights is not None:
+            weights = to_tensor(weights, device=self.device)
+        return weighted_cross_entropy(y_pred, y_true, weights)
+
+    def train_step(self, batch, **fit_params):
+        """One optimiser step per modality of the active positions of the order."""
+        self._set_training(True)
+        Xi, yi = batch
+        Xi = to_tensor(Xi, device=self.device)
+        yi = to_tensor(yi, device=self.device)
+        weights = Xi.get(SAMPLE_WEIGHT_KEY)
+        order = self.training_order_
+        steps = self.active_steps_ if self.active_steps_ is not None else range(len(order))
+        total, count, logits = 0.0, 0, None
+        for k in steps:
+            self.optimizer_.zero_grad(set_to_none=True)
+            logits, rows = self.module_.alternating_logits(Xi, order, k)
+            n_rows = int(rows.sum())
+            if n_rows == 0:
+                continue
+            loss = weighted_cross_entropy(
+                logits, yi[rows], None if weights is None else weights[rows]
+            )
+            loss.backward()
+            self.notify(
+                "on_grad_computed",
+                named_parameters=list(self.get_all_learnable_params()),
+                X=Xi,
+                y=yi,
+                training=True,
+            )
+            self.optimizer_.step()
+            total = total + loss.detach() * n_rows
+            count += n_rows
+        loss = total / count if count else torch.zeros((), device=self.device)
+        return {"loss": loss, "y_pred": logits}
+
+
+def subset_predictions(module, loader, subsets, device, empty_class: int):
+    """Predicted classes of the model restricted to each coalition.
+
+    Runs the adapters once per sample and the chains of all coalitions together
+    (:meth:`ModalityChainNet.subset_logits`). Samples with none of a coalition's
+    modalities get ``empty_class``.
+
+    Returns
+    -------
+    y_pred : ndarray of shape (n_subsets, n_samples)
+    y_true : ndarray of shape (n_samples,)
+    """
+    preds, truths = [], []
+    was_training = module.training
+    module.eval()
+    with torch.no_grad():
+        for xb, yb in loader:
+            xb = to_tensor(xb, device=device)
+            inputs = {k: v for k, v in xb.items() if k != SAMPLE_WEIGHT_KEY}
+            logits, covered = module.subset_logits(inputs, subsets)
+            pred = logits.argmax(dim=2)
+            pred = torch.where(covered, pred, torch.full_like(pred, empty_class))
+            preds.append(pred.cpu().numpy())
+            truths.append(np.asarray(yb))
+    module.train(was_training)
+    return np.concatenate(preds, axis=1), np.concatenate(truths)
+
+
+class ShapleyScheduler(Callback):
+    """Computes every modality's Shapley value after each epoch and sets the order.
+
+    ``P(S)`` is the validation accuracy of the model restricted to the coalition
+    ``S`` (paper Eq. 7); ``P(empty)`` is the accuracy of always predicting the
+    most frequent training class. The next epoch trains the modalities by
+    ascending Shapley value, ties in declaration order (Eq. 8). With
+    ``order="random"`` or ``"fixed"`` the values are still recorded, but the
+    order is a seeded random permutation or the declaration order.
+
+    Records per epoch in the history: ``train_order`` (the order this epoch
+    trained), ``shapley`` (values per modality, declaration order), ``phi`` (the
+    same as a short string for the log),
+    ``subset_accuracy`` (``{mask: accuracy}``) and ``shapley_dur`` (seconds).
+
+    Parameters
+    ----------
+    order : {"shapley", "random", "fixed"}
+    max_exact : int
+        Exact Shapley values up to this many modalities; sampled above.
+    n_permutations : int
+        Permutations sampled when not exact.
+    max_samples : int or None
+        Evaluate on at most this many validation samples (a fixed seeded
+        subsample); None uses them all.
+    majority_class : int
+        Encoded most frequent training class (the empty coalition's guess).
+    random_state : int
+        Seed for the permutation sample, the subsample and the random order.
+    """
+
+    def __init__(
+        self,
+        order="shapley",
+        max_exact=6,
+        n_permutations=32,
+        max_samples=None,
+        majority_class=0,
+        random_state=0,
+    ):
+        self.order = order
+        self.max_exact = max_exact
+        self.n_permutations = n_permutations
+        self.max_samples = max_samples
+        self.majority_class = majority_class
+        self.random_state = random_state
+
+    def initialize(self):
+        self.rng_ = np.random.default_rng(self.random_state)
+        return self
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        n = len(net.module_.modalities)
+        if self.order == "random" and len(net.history) == 0:
+            net.training_order_ = [int(i) for i in self.rng_.permutation(n)]
+
+    def on_epoch_begin(self, net, **kwargs):
+        net.history.record("train_order", list(net.training_order_))
+
+    def _evaluation_set(self, net, dataset_train, dataset_valid):
+        dataset = dataset_valid if dataset_valid is not None else dataset_train
+        if self.max_samples is not None and len(dataset) > self.max_samples:
+            keep = np.sort(
+                np.random.default_rng(self.random_state).choice(
+                    len(dataset), self.max_samples, replace=False
+                )
+            )
+            dataset = torch.utils.data.Subset(dataset, keep.tolist())
+        return dataset
+
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        tic = time.perf_counter()
+        n = len(net.module_.modalities)
+        plan = ShapleyPlan.make(
+            n,
+            max_exact=self.max_exact,
+            n_permutations=self.n_permutations,
+            random_state=self.rng_,
+        )
+        masks = [int(m) for m in plan.masks if m]
+        dataset = self._evaluation_set(net, dataset_train, dataset_valid)
+        loader = net.get_iterator(dataset, training=False)
+        y_pred, y_true = subset_predictions(
+            net.module_,
+            loader,
+            [members(m) for m in masks],
+            net.device,
+            self.majority_class,
+        )
+        accuracy = {0: float(np.mean(y_true == self.majority_class))}
+        accuracy.update(
+            {m: float(np.mean(p == y_true)) for m, p in zip(masks, y_pred)}
+        )
+        phi = plan.shapley(accuracy)
+        net.history.record("shapley", phi.tolist())
+        net.history.record(
+            "phi",
+            " ".join(f"{name}:{v:.3f}" for name, v in zip(net.module_.modalities, phi)),
+        )
+        net.history.record("subset_accuracy", {str(m): a for m, a in accuracy.items()})
+        net.training_order_ = self._next_order(phi)
+        net.history.record("shapley_dur", time.perf_counter() - tic)
+
+    def _next_order(self, phi):
+        n = len(phi)
+        if self.order == "shapley":
+            return [int(i) for i in np.argsort(phi, kind="stable")]
+        if self.order == "random":
+            return [int(i) for i in self.rng_.permutation(n)]
+        return list(range(n))

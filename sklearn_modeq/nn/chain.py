@@ -1,0 +1,245 @@
+"""The full model: adapters, the chain over a modality order, and the shared head."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from .adapter import ModalityAdapter
+from .fusion import AdditiveFusion, MemoryCell
+from .mapping import CrossModalMapping
+from .orders import OrderTrie, sample_orders
+
+
+class ChainCarry(NamedTuple):
+    """What the chain carries from one modality to the next, per sample.
+
+    state : (batch, h) fused state; started : (batch,) whether any modality of the
+    chain was present yet; last : (batch,) index of the last present modality
+    (the predecessor the next one is mapped against), -1 before the first.
+    """
+
+    state: torch.Tensor
+    started: torch.Tensor
+    last: torch.Tensor
+
+
+class ModalityChainNet(nn.Module):
+    """Adapters -> cross-modal chain over a modality order -> shared linear head.
+
+    For an order ``(pi_1, ..., pi_k)`` the state starts at the adapter output of
+    the first modality present in the sample; each next present modality ``j`` is
+    mapped against its predecessor ``i`` (:class:`CrossModalMapping`) and fused
+    into the state (:class:`MemoryCell`). Absent modalities (all-NaN input rows)
+    are skipped per sample with masks. The head classifies the state whatever
+    the chain length, so any coalition of modalities is read off the same model.
+
+    Parameters
+    ----------
+    modalities : sequence of str
+        Modality names, in declaration order; ``forward`` takes them as keywords.
+    input_dims : sequence of int
+        Embedding dimension of each modality.
+    n_classes : int
+        Number of classes.
+    hidden_size : int, default=128
+        Shared hidden size ``h``.
+    adapter_layers : int, default=1
+        Linear -> ReLU blocks per adapter.
+    dropout : float, default=0.0
+        Dropout in the adapters.
+    tau : float, default=0.2
+        Correlation threshold of the cross-modal mapping.
+    mapping : bool, default=True
+        Use the cross-modal mapping; False maps every modality by the identity.
+    memory : bool, default=True
+        Fuse with the memory cell; False fuses by addition.
+    mapping_momentum : float, default=0.1
+        Momentum of the running correlation matrices.
+    max_orders : int, default=720
+        Cap on the orders averaged by hybrid-order inference.
+    order_seed : int, default=0
+        Seed of the fixed order sample used above ``max_orders``.
+    """
+
+    def __init__(
+        self,
+        modalities: Sequence[str],
+        input_dims: Sequence[int],
+        n_classes: int,
+        hidden_size: int = 128,
+        adapter_layers: int = 1,
+        dropout: float = 0.0,
+        tau: float = 0.2,
+        mapping: bool = True,
+        memory: bool = True,
+        mapping_momentum: float = 0.1,
+        max_orders: int = 720,
+        order_seed: int = 0,
+    ):
+        super().__init__()
+        self.modalities = list(modalities)
+        self.max_orders = max_orders
+        self.order_seed = order_seed
+        n = len(self.modalities)
+        self.adapters = nn.ModuleList(
+            ModalityAdapter(d, hidden_size, adapter_layers, dropout) for d in input_dims
+        )
+        self.mapping = (
+            CrossModalMapping(n, hidden_size, tau, mapping_momentum) if mapping else None
+        )
+        self.fusion = MemoryCell(hidden_size) if memory else AdditiveFusion()
+        self.head = nn.Linear(hidden_size, n_classes)
+        #: None for hybrid-order inference; an order of modality indices to
+        #: predict with that single order instead (the "last" analysis mode).
+        self.fixed_order: tuple[int, ...] | None = None
+
+    # -- orders ---------------------------------------------------------------
+    def orders_of(self, subset: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """The orders inference averages for a coalition of modalities."""
+        if self.fixed_order is not None:
+            return [tuple(m for m in self.fixed_order if m in subset)]
+        return sample_orders(subset, self.max_orders, self.order_seed)
+
+    # -- pieces of the forward pass ---------------------------------------------
+    def encode(self, inputs: Mapping[str, torch.Tensor], which=None, frozen=()):
+        """Adapter outputs of the modalities in ``which`` (default all).
+
+        Returns ``feats`` (list indexed by modality, None where not computed) and
+        ``present`` (batch, n_modalities) bool. Adapters in ``frozen`` run without
+        gradient.
+        """
+        xs = [inputs[name] for name in self.modalities]
+        present = torch.stack([~torch.isnan(x[:, 0]) for x in xs], dim=1)
+        which = range(len(xs)) if which is None else which
+        feats: list[torch.Tensor | None] = [None] * len(xs)
+        for m in which:
+            x = torch.nan_to_num(xs[m], nan=0.0)
+            if m in frozen:
+                with torch.no_grad():
+                    feats[m] = self.adapters[m](x)
+            else:
+                feats[m] = self.adapters[m](x)
+        return feats, present
+
+    def start(self, present: torch.Tensor, hidden_size: int) -> ChainCarry:
+        batch = present.shape[0]
+        return ChainCarry(
+            present.new_zeros((batch, hidden_size), dtype=self.head.weight.dtype),
+            present.new_zeros(batch, dtype=torch.bool),
+            present.new_full((batch,), -1, dtype=torch.long),
+        )
+
+    def _mapped(self, feats, carry: ChainCarry, j: int, fuse, prefix, all_present):
+        """Next modality's features mapped against each sample's predecessor."""
+        if self.mapping is None:
+            return feats[j]
+        if all_present:
+            # without missing data every sample has the same predecessor
+            i = prefix[-1]
+            return self.mapping(feats[i], feats[j], i, j)
+        xhat = feats[j]
+        for i in prefix:
+            rows = fuse & (carry.last == i)
+            mapped = self.mapping(feats[i], feats[j], i, j, rows=rows)
+            xhat = torch.where(rows[:, None], mapped, xhat)
+        return xhat
+
+    def step(self, carry: ChainCarry, feats, present, j: int, prefix, all_present):
+        """Add modality ``j`` to the chain; ``prefix`` holds the modalities before it."""
+        p = present[:, j]
+        state = carry.state
+        if prefix:
+            fuse = p & carry.started
+            xhat = self._mapped(feats, carry, j, fuse, prefix, all_present)
+            state = torch.where(fuse[:, None], self.fusion(state, xhat), state)
+        state = torch.where((p & ~carry.started)[:, None], feats[j], state)
+        last = torch.where(p, torch.full_like(carry.last, j), carry.last)
+        return ChainCarry(state, carry.started | p, last)
+
+    def run_order(self, feats, present, order) -> ChainCarry:
+        """The chain over one order (per-sample skipping of absent modalities)."""
+        all_present = bool(present.all())
+        carry = self.start(present, self.head.in_features)
+        for depth, j in enumerate(order):
+            carry = self.step(carry, feats, present, j, tuple(order[:depth]), all_present)
+        return carry
+
+    def averaged_states(self, feats, present, groups) -> torch.Tensor:
+        """Final chain states averaged over each group of orders.
+
+        Parameters
+        ----------
+        groups : list of list of tuple of int
+            One group of orders per output slot.
+
+        Returns
+        -------
+        states : Tensor of shape (n_groups, batch, h)
+        """
+        trie = OrderTrie(groups)
+        all_present = bool(present.all())
+        hidden = self.head.in_features
+        sums = present.new_zeros(
+            (trie.n_slots, present.shape[0], hidden), dtype=self.head.weight.dtype
+        )
+
+        def step(item, j, depth):
+            carry, prefix = item
+            return self.step(carry, feats, present, j, prefix, all_present), (*prefix, j)
+
+        def visit(item, ends):
+            for slot, weight in ends:
+                sums[slot] += weight * item[0].state
+
+        trie.walk((self.start(present, hidden), ()), step, visit)
+        return sums
+
+    # -- public passes --------------------------------------------------------------
+    def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
+        """Hybrid-order logits (Algorithm 1): average the final states over the
+        orders of all modalities (absent ones skipped per sample), then apply the
+        head."""
+        feats, present = self.encode(inputs)
+        orders = self.orders_of(tuple(range(len(self.modalities))))
+        state = self.averaged_states(feats, present, [orders])[0]
+        return self.head(state)
+
+    def subset_logits(self, inputs, subsets: Sequence[tuple[int, ...]]):
+        """Hybrid-order logits of the model restricted to each coalition.
+
+        Adapters run once; chains of all coalitions share their prefixes.
+
+        Returns
+        -------
+        logits : Tensor of shape (n_subsets, batch, n_classes)
+        covered : Tensor of shape (n_subsets, batch), bool
+            False where a sample has none of the coalition's modalities (its
+            logits are then meaningless).
+        """
+        feats, present = self.encode(inputs)
+        groups = [self.orders_of(tuple(s)) for s in subsets]
+        states = self.averaged_states(feats, present, groups)
+        covered = torch.stack([present[:, list(s)].any(dim=1) for s in subsets])
+        return self.head(states), covered
+
+    def alternating_logits(self, inputs, order: Sequence[int], k: int):
+        """Logits for the alternating step that trains modality ``order[k]``.
+
+        The chain runs over ``order[:k+1]`` with the adapters of ``order[:k]``
+        frozen; only samples that have ``order[k]`` take part.
+
+        Returns
+        -------
+        logits : Tensor of shape (n_rows, n_classes)
+        rows : Tensor of shape (batch,), bool
+            The samples the logits belong to.
+        """
+        prefix = tuple(order[: k + 1])
+        feats, present = self.encode(inputs, which=prefix, frozen=prefix[:-1])
+        carry = self.run_order(feats, present, prefix)
+        rows = present[:, order[k]]
+        return self.head(carry.state[rows]), rows

@@ -1,0 +1,43 @@
+"""Fusion of the chain state with the next (mapped) modality.
+
+:class:`MemoryCell` is the paper's LSTM-style modality memory unit (Eq. 12-14);
+:class:`AdditiveFusion` is the neutral fusion used by the "without memory"
+ablation.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class MemoryCell(nn.Module):
+    """LSTM-style memory cell fusing the state ``s`` with mapped features ``xhat``.
+
+    ``[f, i, o] = sigmoid(W [s; xhat] + b)``, ``memory = f * s + i * xhat``,
+    ``s' = o * tanh(memory)`` (paper Eq. 12-14, with the chain state in the role
+    of the weaker modality's features).
+
+    Parameters
+    ----------
+    hidden_size : int
+        Size ``h`` of the state and of the mapped features.
+    """
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.gates = nn.Linear(2 * hidden_size, 3 * hidden_size)
+
+    def forward(self, state: torch.Tensor, xhat: torch.Tensor) -> torch.Tensor:
+        forget, inp, out = torch.sigmoid(
+            self.gates(torch.cat([state, xhat], dim=1))
+        ).chunk(3, dim=1)
+        memory = forget * state + inp * xhat
+        return out * torch.tanh(memory)
+
+
+class AdditiveFusion(nn.Module):
+    """``s' = s + xhat``: no parameters, the "w/o memory module" ablation."""
+
+    def forward(self, state: torch.Tensor, xhat: torch.Tensor) -> torch.Tensor:
+        return state + xhat
