@@ -138,7 +138,7 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = self._label_encoder.classes_
         if len(self.classes_) < 2:
             raise ValueError(
-                f"y has only 1 class ({self.classes_[0]!r}); a classifier needs "
+                f"y has only 1 class ({self.classes_[0]}); a classifier needs "
                 "at least 2 classes."
             )
         encoded = self._label_encoder.transform(y).astype(np.int64)
@@ -325,6 +325,6 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
+        tags.input_tags.allow_nan = False
         tags.non_deterministic = False
         return tags

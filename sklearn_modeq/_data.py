@@ -57,6 +57,13 @@ def _as_float_array(value, label: str) -> np.ndarray:
             f"{label} is a sparse matrix; sparse input is not supported, "
             "pass a dense array (e.g. value.toarray())."
         )
+    shape = np.shape(value)
+    if len(shape) != 2:
+        hint = " (one feature per column: use value.reshape(-1, 1))" if len(shape) == 1 else ""
+        raise ValueError(
+            f"{label} must be a 2-D array (n_samples, n_features); got an array "
+            f"of shape {shape}{hint}."
+        )
     array = check_array(
         value,
         dtype=np.float32,

@@ -219,15 +219,23 @@ class EDMResult:
         ``100 * n * phi_m / sum(phi)``: each modality's share of the total,
         100 for every modality when they contribute equally (a balance
         diagnostic, not part of the EDM).
+    modalities : tuple of str
+        Names of the modalities, when known.
     """
 
     edm: float
     deviations: np.ndarray
     phi: np.ndarray
     shares: np.ndarray
+    modalities: tuple = ()
+
+    def as_dict(self) -> dict:
+        """``{"EDM": edm, modality: deviation, ...}``, as the paper's tables print."""
+        names = self.modalities or tuple(range(len(self.deviations)))
+        return {"EDM": self.edm, **dict(zip(names, self.deviations.tolist()))}
 
 
-def edm_from_accuracies(accuracy, n: int) -> EDMResult:
+def edm_from_accuracies(accuracy, n: int, modalities=()) -> EDMResult:
     """EDM from the accuracy of the model restricted to every coalition.
 
     The paper (section 5.1) defines ``EDM = sum_m |100% - phi_m|`` without saying
@@ -245,6 +253,8 @@ def edm_from_accuracies(accuracy, n: int) -> EDMResult:
         the value for the empty coalition is ignored.
     n : int
         Number of modalities.
+    modalities : sequence of str, default=()
+        Names to attach to the result.
 
     Returns
     -------
@@ -257,4 +267,6 @@ def edm_from_accuracies(accuracy, n: int) -> EDMResult:
     deviations = np.abs(100.0 - 100.0 * phi)
     total = phi.sum()
     shares = 100.0 * n * phi / total if total != 0 else np.full(n, np.nan)
-    return EDMResult(float(deviations.sum()), deviations, phi, shares)
+    return EDMResult(
+        float(deviations.sum()), deviations, phi, shares, tuple(modalities)
+    )

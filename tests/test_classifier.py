@@ -1,0 +1,284 @@
+"""Behaviour of ShapleyAlternatingClassifier: training, inference, sklearn tooling."""
+
+import copy
+import io
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_modeq import ShapleyAlternatingClassifier, SliceDict
+
+
+def imbalanced(n=240, seed=0, strong=2.5, weak=0.4):
+    """Two modalities: 'strong' separates the classes well, 'weak' barely."""
+    rng = np.random.RandomState(seed)
+    y = np.arange(n) % 3
+    centers_s = rng.normal(size=(3, 6))
+    centers_w = rng.normal(size=(3, 5))
+    X = {
+        "strong": strong * centers_s[y] + rng.normal(size=(n, 6)),
+        "weak": weak * centers_w[y] + rng.normal(size=(n, 5)),
+    }
+    return X, y
+
+
+def small(**kwargs):
+    params = dict(hidden_size=16, max_epochs=4, lr=5e-3, random_state=0)
+    return ShapleyAlternatingClassifier(**{**params, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y = imbalanced()
+    return small(max_epochs=12, lr=1e-2).fit(X, y), X, y
+
+
+def test_fitted_attributes(fitted):
+    clf, X, y = fitted
+    assert clf.modalities_ == ["strong", "weak"]
+    assert clf.n_features_per_modality_ == {"strong": 6, "weak": 5}
+    assert clf.n_features_in_ == 11
+    assert clf.n_iter_ == 12
+    assert clf.shapley_history_.shape == (12, 2)
+    assert len(clf.order_history_) == 12
+    assert all(sorted(o) == ["strong", "weak"] for o in clf.order_history_)
+    assert clf.training_order_ == clf.order_history_[-1]
+    assert len(clf.history_[:, "train_loss"]) == 12
+    np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
+
+
+def test_weak_modality_is_scheduled_first(fitted):
+    clf, _, _ = fitted
+    # epoch 1 uses declaration order; from then on the Shapley order applies
+    assert clf.order_history_[0] == ("strong", "weak")
+    assert all(order[0] == "weak" for order in clf.order_history_[1:])
+    assert (clf.shapley_history_[:, 0] > clf.shapley_history_[:, 1]).all()
+
+
+def test_learns_and_beats_the_weak_modality_alone(fitted):
+    clf, X, y = fitted
+    assert clf.score(X, y) > 0.85
+    assert clf.score({"weak": X["weak"]}, y) < clf.score(X, y)
+
+
+def test_shapley_values_follow_efficiency(fitted):
+    clf, _, _ = fitted
+    for epoch, phi in zip(clf.history_, clf.shapley_history_):
+        acc = epoch["subset_accuracy"]
+        assert phi.sum() == pytest.approx(acc["3"] - acc["0"])
+
+
+def test_predict_proba_is_a_distribution(fitted):
+    clf, X, _ = fitted
+    proba = clf.predict_proba(X)
+    assert proba.shape == (240, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[proba.argmax(1)])
+
+
+def test_string_labels():
+    X, y = imbalanced()
+    labels = np.array(["angry", "happy", "sad"])[y]
+    clf = small(max_epochs=2).fit(X, labels)
+    assert set(clf.predict(X)) <= set(labels)
+    np.testing.assert_array_equal(clf.classes_, ["angry", "happy", "sad"])
+
+
+def test_same_seed_same_model_other_seed_other_model():
+    X, y = imbalanced(n=90)
+    p1 = small(max_epochs=2).fit(X, y).predict_proba(X)
+    p2 = small(max_epochs=2).fit(X, y).predict_proba(X)
+    p3 = small(max_epochs=2, random_state=1).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(p1, p2)
+    assert not np.allclose(p1, p3)
+
+
+def test_fit_leaves_the_global_torch_rng_alone():
+    X, y = imbalanced(n=60)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    small(max_epochs=1).fit(X, y)
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize("dump", ["pickle", "joblib"])
+def test_pickle_roundtrip_gives_identical_probabilities(fitted, dump):
+    clf, X, _ = fitted
+    if dump == "pickle":
+        restored = pickle.loads(pickle.dumps(clf))
+    else:
+        buffer = io.BytesIO()
+        joblib.dump(clf, buffer)
+        buffer.seek(0)
+        restored = joblib.load(buffer)
+    np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
+
+
+def test_clone_before_and_after_fit(fitted):
+    clf, _, _ = fitted
+    for est in (small(), clf):
+        cloned = clone(est)
+        assert cloned.get_params() == est.get_params()
+        assert not hasattr(cloned, "net_")
+
+
+def test_one_row_alone_equals_the_same_row_in_a_batch(fitted):
+    clf, X, _ = fitted
+    X = {k: v.copy() for k, v in X.items()}
+    X["weak"][7] = np.nan
+    batch = clf.predict_proba(X)
+    for row in (0, 7, 239):
+        alone = clf.predict_proba({k: v[row : row + 1] for k, v in X.items()})
+        np.testing.assert_allclose(alone[0], batch[row], rtol=1e-6, atol=1e-7)
+
+
+def test_missing_modalities_at_predict(fitted):
+    clf, X, y = fitted
+    X_missing = {k: v.copy() for k, v in X.items()}
+    X_missing["strong"][::2] = np.nan
+    proba = clf.predict_proba(X_missing)
+    # samples that lost 'strong' are predicted from 'weak' alone
+    weak_only = clf.predict_proba({"weak": X["weak"][::2]})
+    np.testing.assert_allclose(proba[::2], weak_only, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(proba[1::2], clf.predict_proba(X)[1::2], rtol=1e-6, atol=1e-7)
+
+
+def test_training_with_missing_modalities():
+    X, y = imbalanced()
+    rng = np.random.RandomState(0)
+    X["strong"][rng.rand(240) < 0.3] = np.nan
+    clf = small(max_epochs=12, lr=1e-2).fit(X, y)
+    assert np.isfinite(clf.shapley_history_).all()
+    assert clf.score(X, y) > 0.6
+
+
+def test_inference_order_last_uses_one_order(fitted):
+    clf, X, _ = fitted
+    last = copy.deepcopy(clf).set_params(inference_order="last")
+    hybrid = clf.predict_proba(X)
+    single = last.predict_proba(X)
+    assert not np.allclose(hybrid, single)
+    # switching back restores the hybrid prediction
+    last.set_params(inference_order="hybrid")
+    np.testing.assert_allclose(last.predict_proba(X), hybrid)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"alternation": "epoch"},
+        {"order": "random"},
+        {"order": "fixed"},
+        {"mapping": False},
+        {"memory": False},
+        {"adapter_layers": 2, "dropout": 0.1},
+        {"standardize": False},
+        {"validation_fraction": 0.0},
+        {"shapley_max_exact": 1, "shapley_n_permutations": 4},
+        {"shapley_max_samples": 10},
+    ],
+    ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()),
+)
+def test_variants_fit_and_predict(params):
+    X, y = imbalanced(n=120)
+    clf = small(max_epochs=3, **params).fit(X, y)
+    assert clf.predict_proba(X).shape == (120, 3)
+    assert clf.shapley_history_.shape == (3, 2)
+
+
+def test_fixed_order_never_changes():
+    X, y = imbalanced(n=120)
+    clf = small(order="fixed").fit(X, y)
+    assert set(clf.order_history_) == {("strong", "weak")}
+
+
+def test_epoch_alternation_makes_one_pass_per_modality():
+    X, y = imbalanced(n=100)
+
+    def train_batches(alternation):
+        clf = small(max_epochs=1, alternation=alternation, batch_size=10).fit(X, y)
+        return [b["train_batch_size"] for b in clf.history_[-1]["batches"] if "train_batch_size" in b]
+
+    # 80 training rows: 8 batches of 10, once per modality in "epoch" mode
+    assert train_batches("batch") == [10] * 8
+    assert train_batches("epoch") == [10] * 16
+
+
+def test_early_stopping_restores_best_weights():
+    X, y = imbalanced(n=150)
+    clf = small(max_epochs=40, lr=0.05, early_stopping=True, n_iter_no_change=2).fit(X, y)
+    assert clf.n_iter_ < 40
+    losses = clf.history_[:, "valid_loss"]
+    best = int(np.argmin(losses))
+    assert clf.training_order_ == clf.order_history_[best]
+
+
+def test_sample_weight_changes_the_fit():
+    X, y = imbalanced(n=120)
+    w = np.where(y == 0, 5.0, 1.0)
+    p_plain = small(max_epochs=2).fit(X, y).predict_proba(X)
+    p_weighted = small(max_epochs=2).fit(X, y, sample_weight=w).predict_proba(X)
+    # upweighting class 0 raises its predicted probability on average
+    assert p_weighted[:, 0].mean() > p_plain[:, 0].mean()
+
+
+def test_single_array_is_one_modality():
+    X, y = imbalanced()
+    clf = small(max_epochs=12, lr=1e-2).fit(X["strong"], y)
+    assert clf.modalities_ == ["x"]
+    assert clf.score(X["strong"], y) > 0.85
+
+
+def test_pipeline_on_a_single_array():
+    X, y = imbalanced()
+    clf = small(max_epochs=12, lr=1e-2, standardize=False)
+    pipe = make_pipeline(StandardScaler(), clf).fit(X["strong"], y)
+    assert pipe.score(X["strong"], y) > 0.85
+
+
+def test_grid_search_over_tau_and_lr_on_a_slicedict():
+    X, y = imbalanced(n=150)
+    search = GridSearchCV(
+        small(max_epochs=2),
+        {"tau": [0.1, 0.2, 0.3], "lr": [1e-4, 1e-3]},
+        cv=2,
+    ).fit(SliceDict(**X), y)
+    assert len(search.cv_results_["params"]) == 6
+    assert search.best_params_["tau"] in (0.1, 0.2, 0.3)
+    assert search.best_estimator_.predict(SliceDict(**X)).shape == (150,)
+
+
+def test_cross_val_score_with_two_processes():
+    X, y = imbalanced(n=150)
+    serial = cross_val_score(small(max_epochs=2), SliceDict(**X), y, cv=3)
+    parallel = cross_val_score(small(max_epochs=2), SliceDict(**X), y, cv=3, n_jobs=2)
+    np.testing.assert_array_equal(serial, parallel)
+
+
+def test_verbose_prints_one_line_per_epoch(capsys):
+    X, y = imbalanced(n=60)
+    small(max_epochs=2, verbose=1).fit(X, y)
+    out = capsys.readouterr().out
+    assert "train_loss" in out and "phi" in out
+    assert "strong:" in out
+    small(max_epochs=2, verbose=0).fit(X, y)
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_fit_matches_cpu_accuracy():
+    X, y = imbalanced()
+    cpu = small().fit(X, y)
+    gpu = small(device="cuda").fit(X, y)
+    assert gpu.net_.module_.head.weight.is_cuda
+    assert abs(gpu.score(X, y) - cpu.score(X, y)) < 0.1
+    np.testing.assert_allclose(gpu.predict_proba(X).sum(1), 1.0)

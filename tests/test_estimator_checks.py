@@ -1,0 +1,23 @@
+"""scikit-learn's own estimator checks, on default parameters (fewer epochs)."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklearn_modeq import ShapleyAlternatingClassifier
+
+# 30 epochs at the paper's learning rate is what check_classifiers_train needs
+# to pass its accuracy bar on its toy blobs; everything else is the default.
+ESTIMATORS = [ShapleyAlternatingClassifier(max_epochs=30)]
+
+EXPECTED_FAILED = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "mini-batch SGD: weighting a sample by 2 is not the same as repeating "
+        "it, because repeated rows change the batches and the number of steps"
+    ),
+}
+
+
+@parametrize_with_checks(
+    ESTIMATORS, expected_failed_checks=lambda est: EXPECTED_FAILED
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
