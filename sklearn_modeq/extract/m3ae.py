@@ -185,7 +185,7 @@ def convert_m3ae_flax_params(params: Mapping[str, Any]) -> dict[str, torch.Tenso
     out: dict[str, torch.Tensor] = {}
 
     def put(name, value, transpose=False):
-        value = np.asarray(value, dtype=np.float32)
+        value = np.array(value, dtype=np.float32)
         out[name] = torch.from_numpy(
             np.ascontiguousarray(value.T if transpose else value)
         )
