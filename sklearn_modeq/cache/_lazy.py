@@ -86,7 +86,11 @@ class _Header:
                     f"{path}: 'labels' has {len(labels)} rows but 'ids' has {n}."
                 )
             self.labels = labels
-        self.modalities: list[str] = list(f["modalities"].keys())
+        stored = list(f["modalities"].keys())
+        order = from_attr(f.attrs.get("modalities", ""))
+        if isinstance(order, list) and sorted(order) == sorted(stored):
+            stored = order
+        self.modalities: list[str] = stored
         if not self.modalities:
             raise CacheFormatError(f"{path} holds no modality.")
         self.dims: dict[str, int] = {}

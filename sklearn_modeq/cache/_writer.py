@@ -325,7 +325,8 @@ class CacheWriter:
                     )
                 else:
                     f.create_dataset("labels", data=self.labels)
-            group = f.create_group("modalities")
+            f.attrs["modalities"] = to_attr(list(self.modalities))
+            group = f.create_group("modalities", track_order=True)
             datasets = {}
             for name, meta in self.modalities.items():
                 g = group.create_group(name)
