@@ -214,10 +214,16 @@ class Backbone:
         return {
             "backbone": self.name,
             "checkpoint": str(self.checkpoint or ""),
-            "checkpoint_sha256": checkpoint_sha256(self.checkpoint),
+            "checkpoint_sha256": self._checkpoint_hash(),
             "pooling": self.pooling,
             "preprocessing": self.preprocessing(),
         }
+
+    def _checkpoint_hash(self) -> str:
+        cached = getattr(self, "_sha256", None)
+        if cached is None or cached[0] != self.checkpoint:
+            self._sha256 = (self.checkpoint, checkpoint_sha256(self.checkpoint))
+        return self._sha256[1]
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

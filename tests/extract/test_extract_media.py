@@ -80,3 +80,26 @@ def test_text_cell_is_file_or_literal(tmp_path):
     assert read_text("just words", tmp_path) == "just words"
     with pytest.raises(MediaError, match="does not exist"):
         read_text("missing.txt", tmp_path)
+
+
+def test_log_fbank_matches_torchaudio_kaldi_if_available():
+    kaldi = pytest.importorskip(
+        "torchaudio.compliance.kaldi", reason="torchaudio does not import here"
+    )
+    rng = np.random.default_rng(0)
+    rate = 16000
+    t = np.arange(rate) / rate
+    wav = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.normal(size=t.size)
+    ours = log_fbank(wav, rate, num_mel_bins=128)
+    ref = kaldi.fbank(
+        torch.as_tensor(wav, dtype=torch.float32)[None],
+        htk_compat=True,
+        sample_frequency=rate,
+        use_energy=False,
+        window_type="hanning",
+        num_mel_bins=128,
+        dither=0.0,
+        frame_shift=10,
+    )
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, atol=1e-3, rtol=1e-3)

@@ -37,9 +37,17 @@ def test_state_dict_names_match_torchvision():
 
 def test_torchvision_checkpoint_loads_strictly_if_available(tmp_path):
     tv = pytest.importorskip("torchvision", reason="torchvision does not import here")
-    state = tv.models.resnet18().state_dict()
-    model = ResNet18()
-    model.load_state_dict(state, strict=True)
+    torch.manual_seed(0)
+    reference = tv.models.resnet18().eval()
+    path = tmp_path / "tv_resnet18.pth"
+    torch.save(reference.state_dict(), path)
+    bb = get_backbone("resnet18")(str(path)).load()
+    x = torch.randn(2, 3, 224, 224)
+    reference.fc = torch.nn.Identity()
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            bb.embed((x, torch.tensor([1, 1]))), reference(x), rtol=1e-4, atol=1e-5
+        )
 
 
 def test_image_backbone_loads_checkpoint_and_embeds(media, resnet_ckpt):
