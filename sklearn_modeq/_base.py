@@ -27,10 +27,12 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 from ._data import (
     SAMPLE_WEIGHT_KEY,
     NanStandardizer,
+    is_lazy,
     n_samples_of,
+    validate_lazy,
     validate_X,
 )
-from ._training import batch_loader, subset_predictions
+from ._training import ViewDataset, batch_loader, subset_predictions
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +110,9 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
 
     def _prepare_inference(self) -> None:
         """Configure ``self.net_.module_`` for prediction (e.g. orders)."""
+
+    def _continue_fit(self, data: dict, y: np.ndarray) -> None:
+        """Further training after ``net_.fit`` (e.g. a second stage), same seed."""
 
     # -- validation -------------------------------------------------------------------
     def _validate_fit_params(self):
@@ -201,26 +206,48 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
             The fitted estimator.
         """
         self._validate_fit_params()
-        arrays = validate_X(self, X, reset=True)
-        n_samples = n_samples_of(arrays)
-        y_enc = self._encode_y(y, n_samples)
-        if self.standardize:
-            self._standardizer = NanStandardizer().fit(arrays)
-        data = self._transform(arrays)
-        if sample_weight is not None:
-            first = next(iter(arrays.values()))
-            data[SAMPLE_WEIGHT_KEY] = _check_sample_weight(
-                sample_weight, first, dtype=np.float32, ensure_non_negative=True
-            )
+        data, y_enc = self._training_data(X, y, sample_weight)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         self._seed = seed
         self.net_ = self._build_net(seed, y_enc)
         with torch_seed(seed, self.device):
             self.net_.fit(data, y_enc)
+            self._continue_fit(data, y_enc)
         self.history_ = self.net_.history
         self.n_iter_ = len(self.net_.history)
         self._after_fit()
         return self
+
+    def _training_data(self, X, y, sample_weight):
+        """Validated, standardised training data (arrays, or a streaming dataset)."""
+        lazy = is_lazy(X)
+        if lazy:
+            validate_lazy(self, X, reset=True)
+            n_samples = X.n_samples
+        else:
+            arrays = validate_X(self, X, reset=True)
+            n_samples = n_samples_of(arrays)
+        y_enc = self._encode_y(y, n_samples)
+        weights = None
+        if sample_weight is not None:
+            weights = _check_sample_weight(
+                sample_weight,
+                np.broadcast_to(np.float32(0), (n_samples, 1)),
+                dtype=np.float32,
+                ensure_non_negative=True,
+            )
+        if self.standardize:
+            stats = X.mean_std() if lazy else None
+            self._standardizer = (
+                NanStandardizer().set_stats(stats) if lazy else NanStandardizer().fit(arrays)
+            )
+        if lazy:
+            dims = {m: self.n_features_per_modality_[m] for m in self.modalities_}
+            return ViewDataset(X, dims, y_enc, weights, self._transform), y_enc
+        data = self._transform(arrays)
+        if weights is not None:
+            data[SAMPLE_WEIGHT_KEY] = weights
+        return data, y_enc
 
     def _build_net(self, seed: int, y: np.ndarray):
         params = {f"module__{k}": v for k, v in self._module_params().items()}
@@ -253,6 +280,11 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
 
     # -- predict -----------------------------------------------------------------------
     def _validated(self, X):
+        """Validated, standardised inference data (arrays, or a streaming dataset)."""
+        if is_lazy(X):
+            validate_lazy(self, X, reset=False)
+            dims = {m: self.n_features_per_modality_[m] for m in self.modalities_}
+            return ViewDataset(X, dims, transform=self._transform)
         return self._transform(validate_X(self, X, reset=False))
 
     def _predict_proba(self, arrays) -> np.ndarray:
@@ -311,8 +343,7 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         self._prepare_inference()
-        arrays = self._validated(X)
-        dataset = self.net_.get_dataset(arrays)
+        dataset = self.net_.get_dataset(self._validated(X))
         loader = self.net_.get_iterator(dataset, training=False)
         pred, _ = subset_predictions(
             self.net_.module_,

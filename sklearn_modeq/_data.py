@@ -32,11 +32,12 @@ def _label(name: str, single: bool) -> str:
     return "X" if single else f"X[{name!r}]"
 
 
-def _check_modality_rows(array: np.ndarray, label: str) -> None:
-    """Reject inf and partly-NaN rows, naming the first bad row."""
+def _check_modality_rows(array: np.ndarray, label: str, offset: int = 0) -> None:
+    """Reject inf and partly-NaN rows, naming the first bad row (``offset`` is
+    the position of ``array``'s first row in the whole data)."""
     finite_or_nan = np.isfinite(array) | np.isnan(array)
     if not finite_or_nan.all():
-        row = int(np.flatnonzero(~finite_or_nan.all(axis=1))[0])
+        row = offset + int(np.flatnonzero(~finite_or_nan.all(axis=1))[0])
         raise ValueError(
             f"{label} row {row} contains infinity; features must be finite "
             "(a missing modality is an all-NaN row)."
@@ -44,9 +45,9 @@ def _check_modality_rows(array: np.ndarray, label: str) -> None:
     n_nan = np.isnan(array).sum(axis=1)
     partial = (n_nan > 0) & (n_nan < array.shape[1])
     if partial.any():
-        row = int(np.flatnonzero(partial)[0])
+        first = int(np.flatnonzero(partial)[0])
         raise ValueError(
-            f"{label} row {row} is partly NaN ({n_nan[row]} of {array.shape[1]} "
+            f"{label} row {offset + first} is partly NaN ({n_nan[first]} of {array.shape[1]} "
             "values); a missing modality must be an all-NaN row."
         )
 
@@ -213,11 +214,11 @@ def _complete_modalities(estimator, arrays, names) -> dict[str, np.ndarray]:
     return complete
 
 
-def _check_some_modality_present(arrays: Mapping[str, np.ndarray], single) -> None:
+def _check_some_modality_present(arrays, single, offset: int = 0) -> None:
     present = presence_mask(arrays)
     empty = ~present.any(axis=1)
     if empty.any():
-        row = int(np.flatnonzero(empty)[0])
+        row = offset + int(np.flatnonzero(empty)[0])
         where = ", ".join(_label(n, single) for n in arrays)
         raise ValueError(
             f"sample {row} has every modality missing (all-NaN rows in {where}); "
@@ -234,6 +235,59 @@ def n_samples_of(arrays: Mapping[str, np.ndarray]) -> int:
     return next(iter(arrays.values())).shape[0]
 
 
+def is_lazy(X) -> bool:
+    """Whether ``X`` is an out-of-core view (e.g. the cache's ``LazyEmbeddings``).
+
+    Duck-typed: a view exposes ``modalities``, ``n_samples``, ``shape`` (a dict
+    of per-modality shapes), ``take(indices) -> {modality: float32 array}`` and
+    ``mean_std() -> {modality: (mean, std)}`` over its present rows.
+    """
+    return all(
+        hasattr(X, a) for a in ("take", "modalities", "n_samples", "shape", "mean_std")
+    )
+
+
+def validate_lazy(estimator, view, *, reset: bool, batch_size: int = 4096) -> None:
+    """Validate an out-of-core view batch by batch, with the rules of :func:`validate_X`.
+
+    Memory stays at one batch. Sets the same fitted attributes as
+    :func:`validate_X` when ``reset``.
+    """
+    names = list(view.modalities)
+    if not names:
+        raise ValueError("X is a view with no modality; it needs at least one.")
+    if view.n_samples == 0:
+        raise ValueError("X is a view with 0 samples; at least 1 is required.")
+    dims = {name: view.shape[name][1] for name in names}
+    if reset:
+        estimator.modalities_ = names
+        estimator.n_features_per_modality_ = dims
+        estimator.feature_names_per_modality_ = dict.fromkeys(names)
+        estimator.n_features_in_ = sum(dims.values())
+        if hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_
+    else:
+        unknown = [name for name in names if name not in estimator.modalities_]
+        if unknown:
+            raise ValueError(
+                f"X has modality {unknown[0]!r}, which was not seen in fit; "
+                f"known modalities: {estimator.modalities_}."
+            )
+        for name in names:
+            expected = estimator.n_features_per_modality_[name]
+            if dims[name] != expected:
+                raise ValueError(
+                    f"X[{name!r}] has {dims[name]} features, but "
+                    f"{type(estimator).__name__} was fitted with {expected} "
+                    "features for this modality."
+                )
+    for start in range(0, view.n_samples, batch_size):
+        batch = view.take(slice(start, min(start + batch_size, view.n_samples)))
+        for name, array in batch.items():
+            _check_modality_rows(array, _label(name, single=False), offset=start)
+        _check_some_modality_present(batch, single=False, offset=start)
+
+
 class NanStandardizer:
     """Per-modality standardisation with statistics from the present rows only.
 
@@ -241,15 +295,23 @@ class NanStandardizer:
     """
 
     def fit(self, arrays: Mapping[str, np.ndarray]) -> NanStandardizer:
-        self.mean_ = {}
-        self.scale_ = {}
+        stats = {}
         for name, array in arrays.items():
             present = array[~np.isnan(array[:, 0])]
-            mean = present.mean(axis=0, dtype=np.float64)
-            std = present.std(axis=0, dtype=np.float64)
-            std[std < 1e-12] = 1.0
-            self.mean_[name] = mean.astype(np.float32)
-            self.scale_[name] = std.astype(np.float32)
+            stats[name] = (
+                present.mean(axis=0, dtype=np.float64),
+                present.std(axis=0, dtype=np.float64),
+            )
+        return self.set_stats(stats)
+
+    def set_stats(self, stats) -> NanStandardizer:
+        """Use precomputed ``{modality: (mean, std)}``, e.g. a streaming pass."""
+        self.mean_ = {}
+        self.scale_ = {}
+        for name, (mean, std) in stats.items():
+            std = np.where(np.isfinite(std) & (std >= 1e-12), std, 1.0)
+            self.mean_[name] = np.nan_to_num(np.asarray(mean), nan=0.0).astype(np.float32)
+            self.scale_[name] = np.asarray(std).astype(np.float32)
         return self
 
     def transform(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -44,6 +44,51 @@ class ModalityDataset(torch.utils.data.Dataset):
         return xb, yb
 
 
+class ViewDataset(torch.utils.data.Dataset):
+    """Batches read on demand from an out-of-core view (e.g. the HDF5 cache).
+
+    ``dataset[indices]`` reads just those rows (``view.take``), adds all-NaN
+    arrays for modalities the view lacks, applies ``transform`` and returns
+    ``({name: tensor}, y)``, so memory stays at one batch whatever the data size.
+    The view reopens its file once per process, so DataLoader workers each get
+    their own handle.
+
+    Parameters
+    ----------
+    view : object with ``take`` and ``n_samples``
+    dims : dict of str to int
+        Every modality the model expects, with its dimension, in order.
+    y, weights : ndarray of shape (n_samples,) or None
+    transform : callable or None
+        Applied to the dict of arrays of each batch (standardisation).
+    """
+
+    def __init__(self, view, dims, y=None, weights=None, transform=None):
+        self.view = view
+        self.dims = dict(dims)
+        self.y = None if y is None else torch.as_tensor(y)
+        self.weights = None if weights is None else torch.as_tensor(weights)
+        self.transform = transform
+
+    def __len__(self):
+        return self.view.n_samples
+
+    def __getitem__(self, indices):
+        idx = np.asarray(indices, dtype=np.int64)
+        read = self.view.take(idx)
+        arrays = {
+            name: read[name] if name in read else np.full((len(idx), d), np.nan, np.float32)
+            for name, d in self.dims.items()
+        }
+        if self.transform is not None:
+            arrays = self.transform(arrays)
+        xb = {k: torch.as_tensor(v) for k, v in arrays.items()}
+        if self.weights is not None:
+            xb[SAMPLE_WEIGHT_KEY] = self.weights[idx]
+        yb = torch.zeros(len(idx), dtype=torch.long) if self.y is None else self.y[idx]
+        return xb, yb
+
+
 def batch_loader(dataset, batch_size=128, shuffle=False, **kwargs):
     """DataLoader that hands whole index batches to ``dataset.__getitem__``."""
     sampler = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
@@ -83,7 +128,33 @@ class _EpochPasses:
         self.net.active_steps_ = None
 
 
-class AlternatingNet(NeuralNet):
+class ModalityNet(NeuralNet):
+    """skorch net on dict-of-modalities data (batch-indexed dataset, weighted loss).
+
+    ``infer`` calls ``module_(**modalities)`` without the sample-weight key and
+    ``get_loss`` is the (sample-weighted) cross-entropy, so a module whose
+    ``forward`` returns fused logits is trained jointly as is.
+    """
+
+    def get_dataset(self, X, y=None):
+        if isinstance(X, torch.utils.data.Dataset):
+            return X
+        return ModalityDataset(X, y)
+
+    def infer(self, x, **fit_params):
+        x = to_tensor(x, device=self.device)
+        inputs = {k: v for k, v in x.items() if k != SAMPLE_WEIGHT_KEY}
+        return self.module_(**inputs, **fit_params)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        y_true = to_tensor(y_true, device=self.device)
+        weights = None if X is None else X.get(SAMPLE_WEIGHT_KEY)
+        if weights is not None:
+            weights = to_tensor(weights, device=self.device)
+        return weighted_cross_entropy(y_pred, y_true, weights)
+
+
+class AlternatingNet(ModalityNet):
     """skorch net that trains one modality at a time along ``training_order_``.
 
     Parameters
@@ -110,28 +181,18 @@ class AlternatingNet(NeuralNet):
         self.active_steps_ = None
         return super().initialize()
 
-    def get_dataset(self, X, y=None):
-        if isinstance(X, torch.utils.data.Dataset):
-            return X
-        return ModalityDataset(X, y)
-
     def get_iterator(self, dataset, training=False):
         loader = super().get_iterator(dataset, training=training)
         if training and self.alternation == "epoch":
             return _EpochPasses(self, loader)
         return loader
 
-    def infer(self, x, **fit_params):
-        x = to_tensor(x, device=self.device)
-        inputs = {k: v for k, v in x.items() if k != SAMPLE_WEIGHT_KEY}
-        return self.module_(**inputs, **fit_params)
+    def step_modality(self, modality: int) -> None:
+        """Optimiser step after the backward pass that trained ``modality``.
 
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        y_true = to_tensor(y_true, device=self.device)
-        weights = None if X is None else X.get(SAMPLE_WEIGHT_KEY)
-        if weights is not None:
-            weights = to_tensor(weights, device=self.device)
-        return weighted_cross_entropy(y_pred, y_true, weights)
+        A hook for subclasses that modify the update (e.g. project it).
+        """
+        self.optimizer_.step()
 
     def train_step(self, batch, **fit_params):
         """One optimiser step per modality of the active positions of the order."""
@@ -160,7 +221,7 @@ class AlternatingNet(NeuralNet):
                 y=yi,
                 training=True,
             )
-            self.optimizer_.step()
+            self.step_modality(order[k])
             total = total + loss.detach() * n_rows
             count += n_rows
         loss = total / count if count else torch.zeros((), device=self.device)
