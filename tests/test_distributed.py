@@ -63,7 +63,8 @@ def test_search_scores_are_not_all_equal(sequential):
 
 def test_dask_local_cluster_search_equals_sequential(sequential):
     distributed = pytest.importorskip(
-        "distributed", reason="needs dask's distributed: pip install 'dask[distributed]'"
+        "distributed",
+        reason="needs dask's distributed: pip install 'dask[distributed]'",
     )
     with (
         distributed.LocalCluster(
@@ -137,3 +138,152 @@ def test_threading_search_completes_but_is_not_guaranteed_reproducible(sequentia
 def test_clone_of_the_searched_estimator_keeps_the_seed(sequential):
     # the process backends rebuild the estimator from its parameters
     assert clone(sequential.best_estimator_).get_params()["random_state"] == 0
+
+
+# -- several GPUs through Accelerate (tested on CPU) ---------------------------------
+accelerate = pytest.importorskip(
+    "accelerate", reason="the Accelerate route needs: pip install accelerate"
+)
+from sklearn_modeq.distributed import (  # noqa: E402
+    AcceleratedAlternatingNet,
+    make_accelerated,
+    make_accelerator,
+)
+
+
+@pytest.fixture(scope="module")
+def cpu_accelerator():
+    return make_accelerator(cpu=True)
+
+
+@pytest.mark.parametrize("alternation", ["batch", "epoch"])
+def test_accelerate_one_process_equals_the_plain_fit(cpu_accelerator, alternation):
+    X, y = small_problem()
+    plain = small_estimator(lr=3e-2, alternation=alternation).fit(X, y)
+    fast = make_accelerated(plain, cpu_accelerator).fit(X, y)
+    assert isinstance(fast.net_, AcceleratedAlternatingNet)
+    assert fast.order_history_ == plain.order_history_
+    np.testing.assert_array_equal(fast.shapley_history_, plain.shapley_history_)
+    np.testing.assert_array_equal(fast.predict_proba(X), plain.predict_proba(X))
+
+
+def test_accelerated_estimator_is_silent_unless_verbose(cpu_accelerator, capsys):
+    X, y = small_problem()
+    make_accelerated(small_estimator(), cpu_accelerator).fit(X, y)
+    assert capsys.readouterr().out == ""
+    make_accelerated(small_estimator(verbose=1), cpu_accelerator).fit(X, y)
+    assert "shapley_dur" in capsys.readouterr().out
+
+
+def test_clone_of_an_accelerated_estimator_is_a_plain_one(cpu_accelerator):
+    X, y = small_problem()
+    accelerated = make_accelerated(small_estimator(), cpu_accelerator)
+    assert clone(accelerated).get_params() == small_estimator().get_params()
+    assert type(clone(accelerated).fit(X, y).net_).__name__ == "AlternatingNet"
+
+
+def test_make_accelerated_rejects_other_estimators(cpu_accelerator):
+    from sklearn.linear_model import LogisticRegression
+
+    with pytest.raises(TypeError, match="expects a ShapleyAlternatingClassifier"):
+        make_accelerated(LogisticRegression(), cpu_accelerator)
+
+
+def test_gradient_accumulation_is_rejected(cpu_accelerator):
+    X, y = small_problem()
+    cpu_accelerator.gradient_accumulation_steps = 2
+    try:
+        with pytest.raises(ValueError, match="gradient_accumulation_steps=1"):
+            make_accelerated(small_estimator(), cpu_accelerator).fit(X, y)
+    finally:
+        cpu_accelerator.gradient_accumulation_steps = 1
+
+
+DDP_SCRIPT = """
+import json
+import sys
+
+import numpy as np
+from accelerate import Accelerator
+
+from sklearn_modeq import ShapleyAlternatingClassifier
+from sklearn_modeq.datasets import make_imbalanced_modalities
+from sklearn_modeq.distributed import (
+    _AlternatingStep,
+    make_accelerated,
+    make_accelerator,
+)
+
+X, y = make_imbalanced_modalities(
+    n_samples=120, dims=(6, 4), strengths=(2.5, 1.0), random_state=0
+)
+# most samples lack m1, so some shards of a batch have no row to train m1 on
+X["m1"][np.random.RandomState(0).rand(120) < 0.8] = np.nan
+empty_steps = 0
+forward = _AlternatingStep.forward
+
+
+def counting_forward(self, inputs, order, k):
+    global empty_steps
+    logits, rows = forward(self, inputs, order, k)
+    empty_steps += int(rows.sum()) == 0
+    return logits, rows
+
+
+_AlternatingStep.forward = counting_forward
+clf = ShapleyAlternatingClassifier(
+    hidden_size=8, max_epochs=4, batch_size=8, lr=3e-2, random_state=0
+)
+accelerator = make_accelerator(cpu=True)
+fitted = make_accelerated(clf, accelerator).fit(X, y)
+try:
+    make_accelerated(clf, Accelerator(cpu=True)).fit(X, y)
+    error = ""
+except ValueError as exc:
+    error = str(exc)
+module = fitted.net_.module_
+result = {
+    "world": accelerator.num_processes,
+    "orders": fitted.order_history_,
+    "shapley": fitted.shapley_history_.tolist(),
+    "parameters": [p.detach().double().sum().item() for p in module.parameters()],
+    "buffers": [b.double().sum().item() for b in module.buffers()],
+    "proba": fitted.predict_proba(X).tolist(),
+    "train_loss": list(fitted.history_[:, "train_loss"]),
+    "empty_steps": empty_steps,
+    "error": error,
+}
+with open(f"{sys.argv[1]}/rank{accelerator.process_index}.json", "w") as f:
+    json.dump(result, f)
+"""
+
+
+def test_two_cpu_processes_agree_on_orders_and_weights(tmp_path):
+    """A real DDP run (gloo, two processes under torchrun): gradients are
+    averaged through the DDP wrapper, both processes keep the same weights and
+    buffers and train the same order, and steps with no local rows and the
+    missing ``find_unused_parameters`` are handled."""
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "ddp_fit.py"
+    script.write_text(DDP_SCRIPT)
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+        + ["--nproc_per_node", "2", str(script), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["world"] == 2
+    for key in ("orders", "shapley", "parameters", "buffers", "proba"):
+        assert ranks[0][key] == ranks[1][key], key
+    # each process trained on its own shard of the batches
+    assert ranks[0]["train_loss"] != ranks[1]["train_loss"]
+    assert len(set(map(tuple, ranks[0]["orders"]))) > 1, "the order should change"
+    assert sum(r["empty_steps"] for r in ranks) > 0
+    for r in ranks:
+        assert "find_unused_parameters" in r["error"]
