@@ -3,10 +3,34 @@
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_modeq import ShapleyAlternatingClassifier
+from sklearn_modeq.baselines import (
+    ConcatClassifier,
+    CRMTClassifier,
+    LateFusionClassifier,
+    LFMClassifier,
+    MLAClassifier,
+    OGMGEClassifier,
+    SumClassifier,
+)
 
 # 30 epochs at the paper's learning rate is what check_classifiers_train needs
 # to pass its accuracy bar on its toy blobs; everything else is the default.
-ESTIMATORS = [ShapleyAlternatingClassifier(max_epochs=30)]
+# The baselines reach it in 10 epochs at lr=1e-2, which keeps the checks fast.
+ESTIMATORS = [
+    ShapleyAlternatingClassifier(max_epochs=30),
+    *(
+        cls(max_epochs=10, lr=1e-2)
+        for cls in (
+            ConcatClassifier,
+            SumClassifier,
+            LateFusionClassifier,
+            OGMGEClassifier,
+            MLAClassifier,
+            LFMClassifier,
+            CRMTClassifier,
+        )
+    ),
+]
 
 EXPECTED_FAILED = {
     "check_sample_weight_equivalence_on_dense_data": (
@@ -16,8 +40,6 @@ EXPECTED_FAILED = {
 }
 
 
-@parametrize_with_checks(
-    ESTIMATORS, expected_failed_checks=lambda est: EXPECTED_FAILED
-)
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=lambda est: EXPECTED_FAILED)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
