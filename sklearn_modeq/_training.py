@@ -39,8 +39,10 @@ class ModalityDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, indices):
         idx = torch.as_tensor(indices, dtype=torch.long)
+        if len(idx) > 1 and bool((idx[1:] - idx[:-1] == 1).all()):
+            idx = slice(int(idx[0]), int(idx[-1]) + 1)  # a view, not a copy
         xb = {k: v[idx] for k, v in self.X.items()}
-        yb = torch.zeros(len(idx), dtype=torch.long) if self.y is None else self.y[idx]
+        yb = torch.zeros(len(indices), dtype=torch.long) if self.y is None else self.y[idx]
         return xb, yb
 
 

@@ -150,6 +150,14 @@ class ModalityChainNet(nn.Module):
 
     def step(self, carry: ChainCarry, feats, present, j: int, prefix, all_present):
         """Add modality ``j`` to the chain; ``prefix`` holds the modalities before it."""
+        if all_present:
+            # every sample has every modality: no masks to apply
+            started = torch.ones_like(carry.started)
+            last = torch.full_like(carry.last, j)
+            if not prefix:
+                return ChainCarry(feats[j], started, last)
+            xhat = self._mapped(feats, carry, j, None, prefix, True)
+            return ChainCarry(self.fusion(carry.state, xhat), started, last)
         p = present[:, j]
         state = carry.state
         if prefix:
@@ -193,7 +201,7 @@ class ModalityChainNet(nn.Module):
 
         def visit(item, ends):
             for slot, weight in ends:
-                sums[slot] += weight * item[0].state
+                sums[slot].add_(item[0].state, alpha=weight)
 
         trie.walk((self.start(present, hidden), ()), step, visit)
         return sums

@@ -26,13 +26,17 @@ class MemoryCell(nn.Module):
 
     def __init__(self, hidden_size: int):
         super().__init__()
+        self.hidden_size = hidden_size
         self.gates = nn.Linear(2 * hidden_size, 3 * hidden_size)
 
     def forward(self, state: torch.Tensor, xhat: torch.Tensor) -> torch.Tensor:
-        forget, inp, out = torch.sigmoid(
-            self.gates(torch.cat([state, xhat], dim=1))
-        ).chunk(3, dim=1)
-        memory = forget * state + inp * xhat
+        # W [s; xhat] as two products on column blocks of W: no concatenated copy
+        h = self.hidden_size
+        weight = self.gates.weight
+        gates = torch.addmm(self.gates.bias, state, weight[:, :h].T)
+        gates = torch.addmm(gates, xhat, weight[:, h:].T).sigmoid()
+        forget, inp, out = gates.chunk(3, dim=1)
+        memory = torch.addcmul(forget * state, inp, xhat)
         return out * torch.tanh(memory)
 
 
