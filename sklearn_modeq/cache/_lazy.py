@@ -35,9 +35,21 @@ def _read_str(ds: h5py.Dataset) -> np.ndarray:
     return np.asarray(ds.asstr()[()], dtype=str)
 
 
-def _runs(rows: np.ndarray, max_gap: int) -> list[tuple[int, int, int, int]]:
-    """Split sorted unique rows into (first, last, lo, hi) runs with small gaps."""
-    cuts = np.flatnonzero(np.diff(rows) > max_gap) + 1
+#: Largest block one range read may bring into memory (bounds out-of-core peaks).
+_MAX_BLOCK_BYTES = 16 * 1024**2
+
+
+def _runs(
+    rows: np.ndarray, max_gap: int, max_span: int
+) -> list[tuple[int, int, int, int]]:
+    """Split sorted unique rows into (first, last, lo, hi) runs with small gaps.
+
+    A run never crosses a boundary of the aligned windows of ``max_span`` rows, so
+    one range read stays small even when the requested rows are dense but spread
+    over the whole file (e.g. a random validation subset).
+    """
+    window = rows // max_span
+    cuts = np.flatnonzero((np.diff(rows) > max_gap) | (np.diff(window) != 0)) + 1
     lows = np.concatenate([[0], cuts])
     highs = np.concatenate([cuts, [len(rows)]])
     return [
@@ -358,7 +370,8 @@ class LazyEmbeddings:
         chunk = ds.chunks[0] if ds.chunks else 1
         buf = np.empty((len(uniq), dim), dtype=np.float32)
         try:
-            for first, last, a, b in _runs(uniq, max(1, chunk // 2)):
+            max_span = max(chunk, _MAX_BLOCK_BYTES // (4 * dim))
+            for first, last, a, b in _runs(uniq, max(1, chunk // 2), max_span):
                 block = ds[first : last + 1]
                 buf[a:b] = block[uniq[a:b] - first]
         except OSError as exc:
