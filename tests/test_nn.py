@@ -65,6 +65,22 @@ def test_mapping_forward_matches_eq_11_and_tracks_running_average():
     torch.testing.assert_close(mapping(other[:, :3], other, 0, 1), other @ c.T)
 
 
+def test_mapping_falls_back_to_a_copy_of_the_running_matrix_while_training():
+    # A pair seen by fewer than 2 rows uses the running matrix; a later update of
+    # the same pair in the same forward must not break backward (regression).
+    torch.manual_seed(0)
+    mapping = CrossModalMapping(2, 3, tau=0.1).train()
+    xi, xj = torch.randn(6, 3), torch.randn(6, 3, requires_grad=True)
+    one_row = torch.zeros(6, dtype=torch.bool)
+    one_row[0] = True
+    before = mapping.running[0, 1].clone()
+    sparse = mapping(xi, xj, 0, 1, rows=one_row)
+    torch.testing.assert_close(sparse, xj.detach() @ before.T)
+    dense = mapping(xi, xj, 0, 1)
+    (sparse.sum() + dense.sum()).backward()
+    assert xj.grad is not None and torch.isfinite(xj.grad).all()
+
+
 def test_memory_cell_matches_eq_12_to_14():
     torch.manual_seed(0)
     cell = MemoryCell(2)

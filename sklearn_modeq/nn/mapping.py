@@ -98,4 +98,8 @@ class CrossModalMapping(nn.Module):
                 c = self._update(xi_rows.detach(), xj_rows.detach(), i, j)
         if c is None:
             c = self.matrix(i, j)
+            if self.training:
+                # Later pairs of the same forward update the buffer in place,
+                # which would invalidate this view for backward.
+                c = c.clone()
         return xj @ c.T

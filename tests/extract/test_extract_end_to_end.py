@@ -134,3 +134,27 @@ def test_cli_rejects_bad_backbone_specs(tmp_path):
         main(["m.csv", "--out", str(tmp_path), "--backbone", "resnet18"])
     with pytest.raises(SystemExit, match="unknown backbone 'resnet50'"):
         main(["m.csv", "--out", str(tmp_path), "--backbone", "v=resnet50"])
+
+
+def test_fit_on_the_lazy_cache_equals_fit_in_memory(extracted):
+    """Issue 5 end to end: media -> extraction -> cache -> fit on the lazy view."""
+    from sklearn_modeq import ShapleyAlternatingClassifier
+
+    out, _ = extracted
+    view, y, _ = load(out, "train", lazy=True)
+    X, y_mem, _ = load(out, "train")
+    test_view, _, _ = load(out, "test", lazy=True)
+    X_test, _, _ = load(out, "test")
+
+    def model():
+        return ShapleyAlternatingClassifier(
+            hidden_size=8, max_epochs=3, lr=1e-2, random_state=0
+        )
+
+    lazy = model().fit(view, y)
+    memory = model().fit(X, y_mem)
+    np.testing.assert_allclose(
+        lazy.predict_proba(test_view), memory.predict_proba(X_test), rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_array_equal(lazy.predict(test_view), memory.predict(X_test))
+    assert lazy.modalities_ == ["visual", "audio", "text"]
