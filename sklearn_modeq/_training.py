@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from skorch import NeuralNet
 from skorch.callbacks import Callback
+from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
@@ -181,7 +182,32 @@ class AlternatingNet(ModalityNet):
     def initialize(self):
         self.training_order_ = list(range(len(self.module__modalities)))
         self.active_steps_ = None
+        self.shared_subsets_ = None
+        self.shared_predictions_ = []
         return super().initialize()
+
+    def validation_step(self, batch, **fit_params):
+        """Validation loss; also the coalition predictions the Shapley step needs.
+
+        When :class:`ShapleyScheduler` asked for ``shared_subsets_`` this epoch,
+        one prefix-trie walk gives the full model's logits (for the loss) and
+        every coalition's predictions, which would otherwise be a second walk
+        over the same chains after the epoch.
+        """
+        if self.shared_subsets_ is None:
+            return super().validation_step(batch, **fit_params)
+        self._set_training(False)
+        Xi, yi = unpack_data(batch)
+        with torch.no_grad():
+            x = to_tensor(Xi, device=self.device)
+            inputs = {k: v for k, v in x.items() if k != SAMPLE_WEIGHT_KEY}
+            logits, covered = self.module_.subset_logits(inputs, self.shared_subsets_)
+            y_pred = logits[-1]  # the last subset is the full coalition
+            loss = self.get_loss(y_pred, yi, X=Xi, training=False)
+        self.shared_predictions_.append(
+            (logits[:-1].argmax(dim=2), covered[:-1], np.asarray(yi))
+        )
+        return {"loss": loss, "y_pred": y_pred}
 
     def get_iterator(self, dataset, training=False):
         loader = super().get_iterator(dataset, training=training)
@@ -230,6 +256,16 @@ class AlternatingNet(ModalityNet):
         return {"loss": loss, "y_pred": logits}
 
 
+def _predictions(parts, empty_class: int):
+    """Stack per-batch (predicted class, covered, truth) into arrays."""
+    preds, truths = [], []
+    for pred, covered, truth in parts:
+        pred = torch.where(covered, pred, torch.full_like(pred, empty_class))
+        preds.append(pred.cpu().numpy())
+        truths.append(truth)
+    return np.concatenate(preds, axis=1), np.concatenate(truths)
+
+
 def subset_predictions(module, loader, subsets, device, empty_class: int):
     """Predicted classes of the model restricted to each coalition.
 
@@ -242,7 +278,7 @@ def subset_predictions(module, loader, subsets, device, empty_class: int):
     y_pred : ndarray of shape (n_subsets, n_samples)
     y_true : ndarray of shape (n_samples,)
     """
-    preds, truths = [], []
+    parts = []
     was_training = module.training
     module.eval()
     with torch.no_grad():
@@ -250,12 +286,9 @@ def subset_predictions(module, loader, subsets, device, empty_class: int):
             xb = to_tensor(xb, device=device)
             inputs = {k: v for k, v in xb.items() if k != SAMPLE_WEIGHT_KEY}
             logits, covered = module.subset_logits(inputs, subsets)
-            pred = logits.argmax(dim=2)
-            pred = torch.where(covered, pred, torch.full_like(pred, empty_class))
-            preds.append(pred.cpu().numpy())
-            truths.append(np.asarray(yb))
+            parts.append((logits.argmax(dim=2), covered, np.asarray(yb)))
     module.train(was_training)
-    return np.concatenate(preds, axis=1), np.concatenate(truths)
+    return _predictions(parts, empty_class)
 
 
 class ShapleyScheduler(Callback):
@@ -314,8 +347,21 @@ class ShapleyScheduler(Callback):
         if self.order == "random" and len(net.history) == 0:
             net.training_order_ = [int(i) for i in self.rng_.permutation(n)]
 
-    def on_epoch_begin(self, net, **kwargs):
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         net.history.record("train_order", list(net.training_order_))
+        n = len(net.module_.modalities)
+        self.plan_ = ShapleyPlan.make(
+            n,
+            max_exact=self.max_exact,
+            n_permutations=self.n_permutations,
+            random_state=self.rng_,
+        )
+        self.masks_ = [int(m) for m in self.plan_.masks if m]
+        evaluated = self._evaluation_set(net, dataset_train, dataset_valid)
+        if hasattr(net, "shared_subsets_") and evaluated is dataset_valid:
+            # the validation pass computes the coalitions' predictions too
+            net.shared_subsets_ = [members(m) for m in self.masks_] + [tuple(range(n))]
+            net.shared_predictions_ = []
 
     def _evaluation_set(self, net, dataset_train, dataset_valid):
         dataset = dataset_valid if dataset_valid is not None else dataset_train
@@ -330,23 +376,22 @@ class ShapleyScheduler(Callback):
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         tic = time.perf_counter()
-        n = len(net.module_.modalities)
-        plan = ShapleyPlan.make(
-            n,
-            max_exact=self.max_exact,
-            n_permutations=self.n_permutations,
-            random_state=self.rng_,
-        )
-        masks = [int(m) for m in plan.masks if m]
-        dataset = self._evaluation_set(net, dataset_train, dataset_valid)
-        loader = net.get_iterator(dataset, training=False)
-        y_pred, y_true = subset_predictions(
-            net.module_,
-            loader,
-            [members(m) for m in masks],
-            net.device,
-            self.majority_class,
-        )
+        plan, masks = self.plan_, self.masks_
+        shared = getattr(net, "shared_predictions_", None)
+        if getattr(net, "shared_subsets_", None) is not None and shared:
+            y_pred, y_true = _predictions(shared, self.majority_class)
+        else:
+            dataset = self._evaluation_set(net, dataset_train, dataset_valid)
+            loader = net.get_iterator(dataset, training=False)
+            y_pred, y_true = subset_predictions(
+                net.module_,
+                loader,
+                [members(m) for m in masks],
+                net.device,
+                self.majority_class,
+            )
+        if hasattr(net, "shared_subsets_"):
+            net.shared_subsets_, net.shared_predictions_ = None, []
         accuracy = {0: float(np.mean(y_true == self.majority_class))}
         accuracy.update(
             {m: float(np.mean(p == y_true)) for m, p in zip(masks, y_pred)}

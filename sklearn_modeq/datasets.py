@@ -30,6 +30,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import Bunch, check_random_state
 
 __all__ = [
+    "drop_modalities",
     "load_digits_views",
     "load_multiple_features",
     "load_nutrimouse",
@@ -649,3 +650,69 @@ def train_val_test_split(
     splits = (train, val, test)
     X_parts = [{name: _take(v, part) for name, v in X.items()} for part in splits]
     return (*X_parts, *(y[part] for part in splits))
+
+
+def drop_modalities(X: Mapping[str, np.ndarray], rate: float, *, random_state=None):
+    """Mark modalities as missing at random, never all of a sample's modalities.
+
+    Each (sample, modality) cell that is present is dropped independently with
+    probability ``rate`` by setting its row to NaN, the library's "absent"
+    marker. A sample that would lose every modality it has keeps one of them,
+    chosen uniformly at random, so the expected share of dropped cells is
+    slightly below ``rate`` (noticeably so with two modalities and a high rate).
+    Rows that were already all-NaN stay absent.
+
+    Parameters
+    ----------
+    X : mapping of str to array-like of shape (n_samples, d_m)
+        One 2-D array per modality; absent rows are all-NaN.
+    rate : float
+        Probability in [0, 1] of dropping each present cell.
+    random_state : int, RandomState instance or None, default=None
+        Seeds which cells are dropped.
+
+    Returns
+    -------
+    X_dropped : dict of str to ndarray of shape (n_samples, d_m)
+        float64 copies with the dropped rows set to NaN, keys in the order of ``X``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_modeq.datasets import drop_modalities
+    >>> X = {"a": np.ones((1000, 2)), "b": np.ones((1000, 3))}
+    >>> dropped = drop_modalities(X, 0.3, random_state=0)
+    >>> bool(np.isnan(dropped["a"]).all(axis=1).mean() > 0.2)
+    True
+    >>> bool((np.isnan(dropped["a"][:, 0]) & np.isnan(dropped["b"][:, 0])).any())
+    False
+    """
+    if not isinstance(rate, numbers.Real) or not 0 <= rate <= 1:
+        raise ValueError(
+            f"The 'rate' parameter of drop_modalities must be a float in [0, 1]. "
+            f"Got {rate!r} instead."
+        )
+    if not isinstance(X, Mapping) or not X:
+        raise TypeError(
+            "X must be a non-empty mapping of modality name to array. Got "
+            f"{type(X).__name__} instead."
+        )
+    names = list(X)
+    arrays = [np.array(X[name], dtype=np.float64) for name in names]
+    for name, values in zip(names, arrays):
+        if values.ndim != 2 or len(values) != len(arrays[0]):
+            raise ValueError(
+                f"X[{name!r}] must be 2-D with {len(arrays[0])} rows like "
+                f"X[{names[0]!r}]; got shape {values.shape}."
+            )
+    present = np.stack([~np.isnan(a).all(axis=1) for a in arrays], axis=1)
+    rng = check_random_state(random_state)
+    drop = present & (rng.random_sample(present.shape) < rate)
+    kept = present & ~drop
+    lost_all = present.any(axis=1) & ~kept.any(axis=1)
+    for row in np.flatnonzero(lost_all):
+        # keep one modality the sample really has
+        drop[row, rng.choice(np.flatnonzero(present[row]))] = False
+    for values, column in zip(arrays, drop.T):
+        values[column] = np.nan
+    return dict(zip(names, arrays))

@@ -282,3 +282,35 @@ def test_cuda_fit_matches_cpu_accuracy():
     assert gpu.net_.module_.head.weight.is_cuda
     assert abs(gpu.score(X, y) - cpu.score(X, y)) < 0.1
     np.testing.assert_allclose(gpu.predict_proba(X).sum(1), 1.0)
+
+
+@pytest.mark.parametrize("n_modalities", [2, 3])
+def test_shapley_from_the_validation_pass_equals_a_separate_pass(monkeypatch, n_modalities):
+    # The validation pass computes every coalition's predictions along with the
+    # loss; they must equal a separate evaluation after the epoch.
+    from sklearn_modeq import _training
+    from sklearn_modeq._training import ShapleyScheduler
+
+    X, y = imbalanced()
+    if n_modalities == 3:
+        X["third"] = X["weak"][:, ::-1] + 0.1
+    shared = small(max_epochs=4).fit(X, y)
+    original = ShapleyScheduler._evaluation_set
+
+    def separate(self, net, dataset_train, dataset_valid):
+        # a copy of the validation set is not the set the validation pass saw
+        dataset = original(self, net, dataset_train, dataset_valid)
+        return torch.utils.data.Subset(dataset, list(range(len(dataset))))
+
+    def without_rng(*args, **kwargs):
+        # a DataLoader draws a seed from torch's RNG; keep the training stream equal
+        with torch.random.fork_rng():
+            return predictions(*args, **kwargs)
+
+    predictions = _training.subset_predictions
+    monkeypatch.setattr(ShapleyScheduler, "_evaluation_set", separate)
+    monkeypatch.setattr(_training, "subset_predictions", without_rng)
+    alone = small(max_epochs=4).fit(X, y)
+    for key in ("subset_accuracy", "valid_loss", "train_order"):
+        assert shared.history_[:, key] == alone.history_[:, key], key
+    np.testing.assert_allclose(shared.shapley_history_, alone.shapley_history_)

@@ -10,6 +10,7 @@ from sklearn.model_selection import cross_val_score
 
 from sklearn_modeq import datasets
 from sklearn_modeq.datasets import (
+    drop_modalities,
     load_digits_views,
     load_multiple_features,
     load_nutrimouse,
@@ -285,3 +286,40 @@ def test_train_val_test_split_length_mismatch_names_modality():
     X, y = _indexed_data()
     with pytest.raises(ValueError, match=re.escape("X['a'] has 100 samples but y")):
         train_val_test_split(X, y[:50])
+
+
+def test_drop_modalities_rate_and_never_all():
+    rng = np.random.RandomState(0)
+    X = {"a": rng.normal(size=(4000, 2)), "b": rng.normal(size=(4000, 3)),
+         "c": rng.normal(size=(4000, 1))}
+    out = drop_modalities(X, 0.3, random_state=0)
+    absent = np.stack([np.isnan(v).all(axis=1) for v in out.values()], axis=1)
+    assert not absent.all(axis=1).any()
+    # dropped cells are whole rows, others untouched
+    for name, values in out.items():
+        partial = np.isnan(values).any(axis=1) & ~np.isnan(values).all(axis=1)
+        assert not partial.any()
+        np.testing.assert_array_equal(values[~absent[:, list(out).index(name)]],
+                                      X[name][~absent[:, list(out).index(name)]])
+    # P(all three dropped) = 0.027 is re-kept, so the share is a little below 0.3
+    assert 0.27 < absent.mean() < 0.3
+    np.testing.assert_array_equal(
+        absent, np.stack([np.isnan(v).all(axis=1)
+                          for v in drop_modalities(X, 0.3, random_state=0).values()], 1)
+    )
+
+
+def test_drop_modalities_keeps_absent_rows_and_rate_zero_copies():
+    X = {"a": np.array([[np.nan], [1.0]]), "b": np.array([[2.0], [3.0]])}
+    out = drop_modalities(X, 1.0, random_state=0)
+    assert np.isnan(out["a"][0, 0]) and out["b"][0, 0] == 2.0  # only b left for row 0
+    assert np.isnan(out["a"][1, 0]) != np.isnan(out["b"][1, 0])
+    same = drop_modalities(X, 0.0)
+    np.testing.assert_array_equal(same["b"], X["b"])
+    assert same["b"] is not X["b"]
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.5, "0.3"])
+def test_drop_modalities_bad_rate_raises(rate):
+    with pytest.raises(ValueError, match="'rate' parameter"):
+        drop_modalities({"a": np.ones((2, 1))}, rate)

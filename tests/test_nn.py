@@ -115,6 +115,26 @@ def test_hybrid_forward_averages_all_orders():
     torch.testing.assert_close(net(**x), expected)
 
 
+@pytest.mark.parametrize("mapping", [True, False])
+@pytest.mark.parametrize("memory", [True, False])
+def test_cached_pair_work_equals_running_every_order(mapping, memory):
+    # Inference reuses each (predecessor, modality) pair's mapping and gate
+    # projection across orders; with per-sample predecessors (missing rows) it
+    # must equal running every order from scratch.
+    torch.manual_seed(0)
+    net = make_net(mapping=mapping, memory=memory).train()
+    for seed in range(3):  # running matrices away from the identity
+        net.alternating_logits(inputs(16, seed), (1, 2, 0), 2)
+    net.eval()
+    x = inputs(12, seed=7)
+    x["a"][[1, 4, 5]] = float("nan")
+    x["b"][[2, 5, 9]] = float("nan")
+    feats, present = net.encode(x)
+    states = [net.run_order(feats, present, o).state for o in itertools.permutations(range(3))]
+    expected = net.head(torch.stack(states).mean(0))
+    torch.testing.assert_close(net(**x), expected)
+
+
 def test_missing_modality_is_skipped_per_sample():
     torch.manual_seed(0)
     net = make_net().eval()

@@ -148,22 +148,61 @@ class ModalityChainNet(nn.Module):
             xhat = torch.where(rows[:, None], mapped, xhat)
         return xhat
 
-    def step(self, carry: ChainCarry, feats, present, j: int, prefix, all_present):
-        """Add modality ``j`` to the chain; ``prefix`` holds the modalities before it."""
+    def _pair(self, feats, i: int, j: int, pairs: dict):
+        """Inference only: ``j`` mapped against ``i`` and its projection by the
+        fusion, computed once per ordered pair.
+
+        With the running correlation matrices (evaluation mode) both depend on
+        the pair alone, not on the rest of the order, so every trie node of the
+        pair reuses them and a chain step costs one state product.
+        """
+        if (i, j) not in pairs:
+            xhat = feats[j] if self.mapping is None else self.mapping(feats[i], feats[j], i, j)
+            pairs[i, j] = (xhat, self.fusion.project_input(xhat))
+        return pairs[i, j]
+
+    def _fuse_with_pairs(self, carry, feats, j, fuse, prefix, pairs):
+        if fuse is None:  # every sample has the same predecessor
+            xhat, projected = self._pair(feats, prefix[-1], j, pairs)
+            return self.fusion.fuse_projected(carry.state, xhat, projected)
+        xhat, projected = self._pair(feats, prefix[0], j, pairs)
+        for i in prefix[1:]:
+            rows = (carry.last == i)[:, None]
+            mapped, proj_i = self._pair(feats, i, j, pairs)
+            xhat = torch.where(rows, mapped, xhat)
+            if projected is not None:
+                projected = torch.where(rows, proj_i, projected)
+        return self.fusion.fuse_projected(carry.state, xhat, projected)
+
+    def step(self, carry: ChainCarry, feats, present, j: int, prefix, all_present,
+             pairs=None):
+        """Add modality ``j`` to the chain; ``prefix`` holds the modalities before it.
+
+        ``pairs`` (a dict, evaluation mode only) caches the per-pair work across
+        the steps of many orders.
+        """
         if all_present:
             # every sample has every modality: no masks to apply
             started = torch.ones_like(carry.started)
             last = torch.full_like(carry.last, j)
             if not prefix:
                 return ChainCarry(feats[j], started, last)
+            if pairs is not None:
+                return ChainCarry(
+                    self._fuse_with_pairs(carry, feats, j, None, prefix, pairs), started, last
+                )
             xhat = self._mapped(feats, carry, j, None, prefix, True)
             return ChainCarry(self.fusion(carry.state, xhat), started, last)
         p = present[:, j]
         state = carry.state
         if prefix:
             fuse = p & carry.started
-            xhat = self._mapped(feats, carry, j, fuse, prefix, all_present)
-            state = torch.where(fuse[:, None], self.fusion(state, xhat), state)
+            if pairs is not None:
+                fused = self._fuse_with_pairs(carry, feats, j, fuse, prefix, pairs)
+            else:
+                xhat = self._mapped(feats, carry, j, fuse, prefix, all_present)
+                fused = self.fusion(state, xhat)
+            state = torch.where(fuse[:, None], fused, state)
         state = torch.where((p & ~carry.started)[:, None], feats[j], state)
         last = torch.where(p, torch.full_like(carry.last, j), carry.last)
         return ChainCarry(state, carry.started | p, last)
@@ -195,9 +234,16 @@ class ModalityChainNet(nn.Module):
             (trie.n_slots, present.shape[0], hidden), dtype=self.head.weight.dtype
         )
 
+        # per-pair work is shared only with the fixed running matrices; while
+        # training each mapping call updates them from its batch
+        pairs = None if self.training else {}
+
         def step(item, j, depth):
             carry, prefix = item
-            return self.step(carry, feats, present, j, prefix, all_present), (*prefix, j)
+            return (
+                self.step(carry, feats, present, j, prefix, all_present, pairs),
+                (*prefix, j),
+            )
 
         def visit(item, ends):
             for slot, weight in ends:

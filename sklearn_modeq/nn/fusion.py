@@ -29,19 +29,35 @@ class MemoryCell(nn.Module):
         self.hidden_size = hidden_size
         self.gates = nn.Linear(2 * hidden_size, 3 * hidden_size)
 
-    def forward(self, state: torch.Tensor, xhat: torch.Tensor) -> torch.Tensor:
+    def project_input(self, xhat: torch.Tensor) -> torch.Tensor:
+        """``W_x xhat + b``: the gates' share that does not depend on the state.
+
+        Inference computes it once per (predecessor, modality) pair and reuses
+        it at every chain step of that pair (:meth:`fuse_projected`).
+        """
+        return torch.addmm(self.gates.bias, xhat, self.gates.weight[:, self.hidden_size :].T)
+
+    def fuse_projected(self, state, xhat, projected):
+        """The cell given ``projected = project_input(xhat)``."""
         # W [s; xhat] as two products on column blocks of W: no concatenated copy
-        h = self.hidden_size
-        weight = self.gates.weight
-        gates = torch.addmm(self.gates.bias, state, weight[:, :h].T)
-        gates = torch.addmm(gates, xhat, weight[:, h:].T).sigmoid()
+        weight = self.gates.weight[:, : self.hidden_size]
+        gates = torch.addmm(projected, state, weight.T).sigmoid()
         forget, inp, out = gates.chunk(3, dim=1)
         memory = torch.addcmul(forget * state, inp, xhat)
         return out * torch.tanh(memory)
 
+    def forward(self, state: torch.Tensor, xhat: torch.Tensor) -> torch.Tensor:
+        return self.fuse_projected(state, xhat, self.project_input(xhat))
+
 
 class AdditiveFusion(nn.Module):
     """``s' = s + xhat``: no parameters, the "w/o memory module" ablation."""
+
+    def project_input(self, xhat: torch.Tensor) -> None:
+        return None
+
+    def fuse_projected(self, state, xhat, projected):
+        return state + xhat
 
     def forward(self, state: torch.Tensor, xhat: torch.Tensor) -> torch.Tensor:
         return state + xhat
