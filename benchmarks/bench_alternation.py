@@ -34,7 +34,10 @@ TASKS = [
 def run_one(views, alternation, seed, epochs, lr):
     data = load_multiple_features(views=views)
     train, test = train_test_split(
-        np.arange(len(data.target)), test_size=0.3, stratify=data.target, random_state=seed
+        np.arange(len(data.target)),
+        test_size=0.3,
+        stratify=data.target,
+        random_state=seed,
     )
     X_train = {k: v[train] for k, v in data.X.items()}
     X_test = {k: v[test] for k, v in data.X.items()}
@@ -72,8 +75,10 @@ def main(argv=None):
         delayed(run_one)(views, alt, seed, epochs, args.lr) for views, alt, seed in jobs
     )
     print(f"{epochs} epochs, lr {args.lr}, {len(seeds)} seeds, test split 30%")
-    print(f"{'task':40s} {'alternation':11s} {'fused acc':>14s} {'weakest modality':>17s}"
-          f" {'EDM':>13s} {'fit (s)':>9s}")
+    print(
+        f"{'task':40s} {'alternation':11s} {'fused acc':>14s} {'weakest modality':>17s}"
+        f" {'EDM':>13s} {'fit (s)':>9s}"
+    )
     for task in dict.fromkeys(r["task"] for r in rows):
         for alt in ("batch", "epoch"):
             sel = [r for r in rows if r["task"] == task and r["alternation"] == alt]
@@ -82,8 +87,10 @@ def main(argv=None):
                 v = np.array([r[key] for r in sel]) * scale
                 return f"{v.mean():6.2f} ± {v.std():4.2f}"
 
-            print(f"{task:40s} {alt:11s} {stat('fused', 100):>14s} {stat('min_unimodal', 100):>17s}"
-                  f" {stat('edm'):>13s} {stat('seconds'):>9s}")
+            print(
+                f"{task:40s} {alt:11s} {stat('fused', 100):>14s} {stat('min_unimodal', 100):>17s}"
+                f" {stat('edm'):>13s} {stat('seconds'):>9s}"
+            )
 
 
 if __name__ == "__main__":

@@ -34,9 +34,9 @@ def write(path, n_samples, dims, seed=0):
     X = {}
     for m, d in enumerate(dims):
         centers = rng.normal(size=(5, d)).astype(np.float32)
-        X[f"m{m}"] = centers[y] * (2.0 / (m + 1)) + rng.normal(size=(n_samples, d)).astype(
-            np.float32
-        )
+        X[f"m{m}"] = centers[y] * (2.0 / (m + 1)) + rng.normal(
+            size=(n_samples, d)
+        ).astype(np.float32)
     X["m1"][rng.random(n_samples) < 0.2] = np.nan
     write_cache(path, X, y, batch_size=8192)
     return os.path.getsize(path)
@@ -66,7 +66,11 @@ def child(path, mode):
     else:
         X, y, _ = load(path)
     clf = ShapleyAlternatingClassifier(
-        hidden_size=64, max_epochs=1, batch_size=256, lr=1e-3, random_state=0,
+        hidden_size=64,
+        max_epochs=1,
+        batch_size=256,
+        lr=1e-3,
+        random_state=0,
         shapley_max_samples=5000,
     ).fit(X, y)
     clf.predict(X)
@@ -78,7 +82,9 @@ def child(path, mode):
 def measure(path, mode):
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.bench_out_of_core", "--child", mode, path],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -86,7 +92,9 @@ def measure(path, mode):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.child:
         child(args.child[1], args.child[0])
@@ -103,8 +111,10 @@ def main(argv=None):
     print(f"lazy       {lazy['used'] / mib:32.0f}  {lazy['seconds']:15.1f}")
     print(f"in memory  {memory['used'] / mib:32.0f}  {memory['seconds']:15.1f}")
     ratio = size / max(lazy["used"], 1)
-    print(f"cache size / out-of-core fit memory: {ratio:.1f}x "
-          f"(target >= 5x: {'met' if ratio >= 5 else 'MISSED'})")
+    print(
+        f"cache size / out-of-core fit memory: {ratio:.1f}x "
+        f"(target >= 5x: {'met' if ratio >= 5 else 'MISSED'})"
+    )
 
 
 if __name__ == "__main__":

@@ -48,7 +48,10 @@ def load_views(n_modalities: int):
 
         dims = (240, 6, 76)[:n_modalities]
         X, y = make_imbalanced_modalities(
-            n_samples=2000, n_classes=10, dims=dims, strengths=(3.0, 1.0, 2.0)[:n_modalities],
+            n_samples=2000,
+            n_classes=10,
+            dims=dims,
+            strengths=(3.0, 1.0, 2.0)[:n_modalities],
             random_state=0,
         )
         return X, y, "synthetic"
@@ -60,8 +63,12 @@ def time_fit(n_modalities, epochs, hidden, batch_size, device, repeats):
     ours, mlp, shares = [], [], []
     for seed in range(repeats):
         clf = ShapleyAlternatingClassifier(
-            hidden_size=hidden, max_epochs=epochs, batch_size=batch_size,
-            lr=1e-3, random_state=seed, device=device,
+            hidden_size=hidden,
+            max_epochs=epochs,
+            batch_size=batch_size,
+            lr=1e-3,
+            random_state=seed,
+            device=device,
         )
         tic = time.perf_counter()
         clf.fit(X, y)
@@ -71,8 +78,13 @@ def time_fit(n_modalities, epochs, hidden, batch_size, device, repeats):
         shares.append(float(np.median(shapley / total)))
 
         ref = MLPClassifier(
-            hidden_layer_sizes=(hidden,), max_iter=epochs, batch_size=batch_size,
-            learning_rate_init=1e-3, random_state=seed, tol=0.0, n_iter_no_change=epochs + 1,
+            hidden_layer_sizes=(hidden,),
+            max_iter=epochs,
+            batch_size=batch_size,
+            learning_rate_init=1e-3,
+            random_state=seed,
+            tol=0.0,
+            n_iter_no_change=epochs + 1,
         )
         tic = time.perf_counter()
         with warnings.catch_warnings():
@@ -143,22 +155,34 @@ def main(argv=None):
     epochs, repeats, batch = (5, 1, 20_000) if args.quick else (30, 3, 100_000)
     hidden, batch_size = 128, 64
 
-    print(f"sklearn_modeq {__version__}, torch {torch.__version__}, scikit-learn "
-          f"{sklearn.__version__}, {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads, device={args.device}")
+    print(
+        f"sklearn_modeq {__version__}, torch {torch.__version__}, scikit-learn "
+        f"{sklearn.__version__}, {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads, device={args.device}"
+    )
     print(f"\n1-2. fit: {epochs} epochs, hidden {hidden}, batch {batch_size}")
-    print("modalities  data                              ours (s)  MLP (s)  ratio  Shapley share")
+    print(
+        "modalities  data                              ours (s)  MLP (s)  ratio  Shapley share"
+    )
     for n in (2, 3):
-        name, ours, mlp, share = time_fit(n, epochs, hidden, batch_size, args.device, repeats)
-        print(f"{n:10d}  {name:32s} {ours:8.2f} {mlp:8.2f} {ours / mlp:6.2f}x  {100 * share:5.1f}%"
-              f"  (target <= 10%: {'met' if share <= 0.10 else 'MISSED'})")
+        name, ours, mlp, share = time_fit(
+            n, epochs, hidden, batch_size, args.device, repeats
+        )
+        print(
+            f"{n:10d}  {name:32s} {ours:8.2f} {mlp:8.2f} {ours / mlp:6.2f}x  {100 * share:5.1f}%"
+            f"  (target <= 10%: {'met' if share <= 0.10 else 'MISSED'})"
+        )
 
     print(f"\n3. hybrid-order predict_proba FLOP/s vs plain matmul, batch {batch}")
     print("modalities  orders  predict (s)  model GFLOP/s  matmul GFLOP/s  ratio")
     for n in (2, 3):
-        model, mm, seconds, orders = flops_ratio(n, hidden, batch, args.device, repeats + 2)
-        print(f"{n:10d} {orders:7d} {seconds:12.3f} {model / 1e9:14.2f} {mm / 1e9:15.2f}"
-              f" {100 * model / mm:5.1f}%  (target >= 50%: {'met' if model >= 0.5 * mm else 'MISSED'})")
+        model, mm, seconds, orders = flops_ratio(
+            n, hidden, batch, args.device, repeats + 2
+        )
+        print(
+            f"{n:10d} {orders:7d} {seconds:12.3f} {model / 1e9:14.2f} {mm / 1e9:15.2f}"
+            f" {100 * model / mm:5.1f}%  (target >= 50%: {'met' if model >= 0.5 * mm else 'MISSED'})"
+        )
 
 
 if __name__ == "__main__":

@@ -15,14 +15,14 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from skorch.callbacks import EarlyStopping, ProgressBar
-from skorch.dataset import ValidSplit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
+from skorch.callbacks import EarlyStopping, ProgressBar
+from skorch.dataset import ValidSplit
 
 from ._data import (
     SAMPLE_WEIGHT_KEY,
@@ -165,7 +165,9 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
             and n_valid >= len(counts)
             and len(y) - n_valid >= len(counts)
         )
-        return ValidSplit(self.validation_fraction, stratified=stratified, random_state=seed)
+        return ValidSplit(
+            self.validation_fraction, stratified=stratified, random_state=seed
+        )
 
     def _callbacks(self, seed: int, y: np.ndarray) -> list:
         callbacks = list(self._extra_callbacks(seed, y))
@@ -207,7 +209,9 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
         """
         self._validate_fit_params()
         data, y_enc = self._training_data(X, y, sample_weight)
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        seed = int(
+            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        )
         self._seed = seed
         self.net_ = self._build_net(seed, y_enc)
         with torch_seed(seed, self.device):
@@ -239,7 +243,9 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
         if self.standardize:
             stats = X.mean_std() if lazy else None
             self._standardizer = (
-                NanStandardizer().set_stats(stats) if lazy else NanStandardizer().fit(arrays)
+                NanStandardizer().set_stats(stats)
+                if lazy
+                else NanStandardizer().fit(arrays)
             )
         if lazy:
             dims = {m: self.n_features_per_modality_[m] for m in self.modalities_}
@@ -254,7 +260,9 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
         return self._net_class(
             module=self._module_class,
             module__modalities=list(self.modalities_),
-            module__input_dims=[self.n_features_per_modality_[m] for m in self.modalities_],
+            module__input_dims=[
+                self.n_features_per_modality_[m] for m in self.modalities_
+            ],
             module__n_classes=len(self.classes_),
             module__hidden_size=self.hidden_size,
             module__adapter_layers=self.adapter_layers,

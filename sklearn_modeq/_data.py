@@ -12,8 +12,8 @@ from collections.abc import Mapping
 
 import numpy as np
 import scipy.sparse as sp
-from skorch.helper import SliceDict
 from sklearn.utils.validation import check_array, validate_data
+from skorch.helper import SliceDict
 
 __all__ = ["SliceDict"]
 
@@ -60,7 +60,11 @@ def _as_float_array(value, label: str) -> np.ndarray:
         )
     shape = np.shape(value)
     if len(shape) != 2:
-        hint = " (one feature per column: use value.reshape(-1, 1))" if len(shape) == 1 else ""
+        hint = (
+            " (one feature per column: use value.reshape(-1, 1))"
+            if len(shape) == 1
+            else ""
+        )
         raise ValueError(
             f"{label} must be a 2-D array (n_samples, n_features); got an array "
             f"of shape {shape}{hint}."
@@ -310,7 +314,9 @@ class NanStandardizer:
         self.scale_ = {}
         for name, (mean, std) in stats.items():
             std = np.where(np.isfinite(std) & (std >= 1e-12), std, 1.0)
-            self.mean_[name] = np.nan_to_num(np.asarray(mean), nan=0.0).astype(np.float32)
+            self.mean_[name] = np.nan_to_num(np.asarray(mean), nan=0.0).astype(
+                np.float32
+            )
             self.scale_[name] = np.asarray(std).astype(np.float32)
         return self
 

@@ -43,7 +43,11 @@ class ModalityDataset(torch.utils.data.Dataset):
         if len(idx) > 1 and bool((idx[1:] - idx[:-1] == 1).all()):
             idx = slice(int(idx[0]), int(idx[-1]) + 1)  # a view, not a copy
         xb = {k: v[idx] for k, v in self.X.items()}
-        yb = torch.zeros(len(indices), dtype=torch.long) if self.y is None else self.y[idx]
+        yb = (
+            torch.zeros(len(indices), dtype=torch.long)
+            if self.y is None
+            else self.y[idx]
+        )
         return xb, yb
 
 
@@ -80,7 +84,9 @@ class ViewDataset(torch.utils.data.Dataset):
         idx = np.asarray(indices, dtype=np.int64)
         read = self.view.take(idx)
         arrays = {
-            name: read[name] if name in read else np.full((len(idx), d), np.nan, np.float32)
+            name: read[name]
+            if name in read
+            else np.full((len(idx), d), np.nan, np.float32)
             for name, d in self.dims.items()
         }
         if self.transform is not None:
@@ -230,7 +236,9 @@ class AlternatingNet(ModalityNet):
         yi = to_tensor(yi, device=self.device)
         weights = Xi.get(SAMPLE_WEIGHT_KEY)
         order = self.training_order_
-        steps = self.active_steps_ if self.active_steps_ is not None else range(len(order))
+        steps = (
+            self.active_steps_ if self.active_steps_ is not None else range(len(order))
+        )
         total, count, logits = 0.0, 0, None
         for k in steps:
             self.optimizer_.zero_grad(set_to_none=True)
@@ -393,9 +401,7 @@ class ShapleyScheduler(Callback):
         if hasattr(net, "shared_subsets_"):
             net.shared_subsets_, net.shared_predictions_ = None, []
         accuracy = {0: float(np.mean(y_true == self.majority_class))}
-        accuracy.update(
-            {m: float(np.mean(p == y_true)) for m, p in zip(masks, y_pred)}
-        )
+        accuracy.update({m: float(np.mean(p == y_true)) for m, p in zip(masks, y_pred)})
         phi = plan.shapley(accuracy)
         net.history.record("shapley", phi.tolist())
         net.history.record(

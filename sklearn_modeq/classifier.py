@@ -270,7 +270,8 @@ class ShapleyAlternatingClassifier(BaseModalityClassifier):
         history = self.net_.history
         self.shapley_history_ = np.asarray(history[:, "shapley"], dtype=float)
         self.order_history_ = [
-            tuple(self.modalities_[i] for i in order) for order in history[:, "train_order"]
+            tuple(self.modalities_[i] for i in order)
+            for order in history[:, "train_order"]
         ]
         kept = self.n_iter_ - 1
         if self.early_stopping:

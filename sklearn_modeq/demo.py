@@ -52,7 +52,9 @@ def main(argv=None) -> dict:
     dims = ", ".join(f"{k} {v.shape[1]}-d" for k, v in data.X.items())
     print(f"UCI Multiple Features: {len(y_train)} train / {len(y_test)} test, {dims}")
 
-    clf = ShapleyAlternatingClassifier(max_epochs=args.max_epochs, random_state=args.seed)
+    clf = ShapleyAlternatingClassifier(
+        max_epochs=args.max_epochs, random_state=args.seed
+    )
     tic = time.perf_counter()
     clf.fit(X_train, y_train)
     print(f"fitted {clf.n_iter_} epochs in {time.perf_counter() - tic:.1f} s\n")
@@ -63,7 +65,8 @@ def main(argv=None) -> dict:
     for epoch in shown:
         order = " -> ".join(clf.order_history_[epoch])
         phi = "  ".join(
-            f"{m}={v:+.3f}" for m, v in zip(clf.modalities_, clf.shapley_history_[epoch])
+            f"{m}={v:+.3f}"
+            for m, v in zip(clf.modalities_, clf.shapley_history_[epoch])
         )
         print(f"{epoch + 1:5d}  {order:38s} {phi}")
 
@@ -72,7 +75,9 @@ def main(argv=None) -> dict:
     print(f"\ntest accuracy (all modalities): {accuracy['fused']:.4f}")
     for m in clf.modalities_:
         print(f"test accuracy with {m} alone: {accuracy[m]:.4f}")
-    deviations = ", ".join(f"{m} {d:.2f}" for m, d in zip(result.modalities, result.deviations))
+    deviations = ", ".join(
+        f"{m} {d:.2f}" for m, d in zip(result.modalities, result.deviations)
+    )
     print(f"EDM: {result.edm:.2f} (per modality: {deviations}; lower is more balanced)")
     return {"accuracy": accuracy, "edm": result.edm}
 

@@ -18,9 +18,9 @@ coalition) happens once, in one batch, wherever the caller likes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from math import factorial
-from typing import Mapping
 
 import numpy as np
 

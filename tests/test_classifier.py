@@ -148,7 +148,9 @@ def test_missing_modalities_at_predict(fitted):
     # samples that lost 'strong' are predicted from 'weak' alone
     weak_only = clf.predict_proba({"weak": X["weak"][::2]})
     np.testing.assert_allclose(proba[::2], weak_only, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(proba[1::2], clf.predict_proba(X)[1::2], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        proba[1::2], clf.predict_proba(X)[1::2], rtol=1e-6, atol=1e-7
+    )
 
 
 def test_training_with_missing_modalities():
@@ -205,7 +207,11 @@ def test_epoch_alternation_makes_one_pass_per_modality():
 
     def train_batches(alternation):
         clf = small(max_epochs=1, alternation=alternation, batch_size=10).fit(X, y)
-        return [b["train_batch_size"] for b in clf.history_[-1]["batches"] if "train_batch_size" in b]
+        return [
+            b["train_batch_size"]
+            for b in clf.history_[-1]["batches"]
+            if "train_batch_size" in b
+        ]
 
     # 80 training rows: 8 batches of 10, once per modality in "epoch" mode
     assert train_batches("batch") == [10] * 8
@@ -214,7 +220,9 @@ def test_epoch_alternation_makes_one_pass_per_modality():
 
 def test_early_stopping_restores_best_weights():
     X, y = imbalanced(n=150)
-    clf = small(max_epochs=40, lr=0.05, early_stopping=True, n_iter_no_change=2).fit(X, y)
+    clf = small(max_epochs=40, lr=0.05, early_stopping=True, n_iter_no_change=2).fit(
+        X, y
+    )
     assert clf.n_iter_ < 40
     losses = clf.history_[:, "valid_loss"]
     best = int(np.argmin(losses))
@@ -285,7 +293,9 @@ def test_cuda_fit_matches_cpu_accuracy():
 
 
 @pytest.mark.parametrize("n_modalities", [2, 3])
-def test_shapley_from_the_validation_pass_equals_a_separate_pass(monkeypatch, n_modalities):
+def test_shapley_from_the_validation_pass_equals_a_separate_pass(
+    monkeypatch, n_modalities
+):
     # The validation pass computes every coalition's predictions along with the
     # loss; they must equal a separate evaluation after the epoch.
     from sklearn_modeq import _training

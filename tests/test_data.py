@@ -12,7 +12,10 @@ from sklearn_modeq import ShapleyAlternatingClassifier
 def data(n=30, seed=0):
     rng = np.random.RandomState(seed)
     y = np.arange(n) % 2
-    return {"audio": rng.normal(size=(n, 4)) + y[:, None], "visual": rng.normal(size=(n, 3))}, y
+    return {
+        "audio": rng.normal(size=(n, 4)) + y[:, None],
+        "visual": rng.normal(size=(n, 3)),
+    }, y
 
 
 def small(**kwargs):
@@ -37,28 +40,42 @@ def test_partial_nan_row_raises():
 def test_inf_raises_with_row():
     X, y = data()
     X["visual"][5, 1] = np.inf
-    with pytest.raises(ValueError, match=re.escape("X['visual'] row 5 contains infinity")):
+    with pytest.raises(
+        ValueError, match=re.escape("X['visual'] row 5 contains infinity")
+    ):
         small().fit(X, y)
 
 
 def test_modalities_with_different_n_samples_raise():
     X, y = data()
     X["visual"] = X["visual"][:-2]
-    with pytest.raises(ValueError, match=re.escape("X['visual'] has 28 samples but X['audio'] has 30")):
+    with pytest.raises(
+        ValueError, match=re.escape("X['visual'] has 28 samples but X['audio'] has 30")
+    ):
         small().fit(X, y)
 
 
 def test_unknown_modality_at_predict_raises(fitted):
     X, _ = data()
     X["text"] = X["audio"]
-    with pytest.raises(ValueError, match=re.escape("X has modality 'text', which was not seen in fit; known modalities: ['audio', 'visual']")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "X has modality 'text', which was not seen in fit; known modalities: ['audio', 'visual']"
+        ),
+    ):
         fitted.predict(X)
 
 
 def test_wrong_feature_count_at_predict_raises(fitted):
     X, _ = data()
     X["audio"] = X["audio"][:, :3]
-    with pytest.raises(ValueError, match=re.escape("X['audio'] has 3 features, but ShapleyAlternatingClassifier was fitted with 4")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "X['audio'] has 3 features, but ShapleyAlternatingClassifier was fitted with 4"
+        ),
+    ):
         fitted.predict(X)
 
 
@@ -67,7 +84,9 @@ def test_sample_with_every_modality_missing_raises(when, fitted):
     X, y = data()
     X["audio"][3] = np.nan
     X["visual"][3] = np.nan
-    msg = "sample 3 has every modality missing (all-NaN rows in X['audio'], X['visual'])"
+    msg = (
+        "sample 3 has every modality missing (all-NaN rows in X['audio'], X['visual'])"
+    )
     with pytest.raises(ValueError, match=re.escape(msg)):
         small().fit(X, y) if when == "fit" else fitted.predict(X)
 
@@ -75,16 +94,30 @@ def test_sample_with_every_modality_missing_raises(when, fitted):
 def test_missing_key_at_predict_means_missing_for_everyone(fitted):
     X, _ = data()
     only_visual = fitted.predict_proba({"visual": X["visual"]})
-    nan_audio = fitted.predict_proba({"visual": X["visual"], "audio": np.full_like(X["audio"], np.nan)})
+    nan_audio = fitted.predict_proba(
+        {"visual": X["visual"], "audio": np.full_like(X["audio"], np.nan)}
+    )
     np.testing.assert_allclose(only_visual, nan_audio)
 
 
 @pytest.mark.parametrize(
     "value, error, match",
     [
-        (np.zeros(30), ValueError, "X['visual'] must be a 2-D array (n_samples, n_features); got an array of shape (30,)"),
-        (np.zeros((30, 2, 2)), ValueError, "X['visual'] must be a 2-D array (n_samples, n_features); got an array of shape (30, 2, 2)."),
-        (sp.csr_matrix(np.ones((30, 3))), TypeError, "X['visual'] is a sparse matrix; sparse input is not supported"),
+        (
+            np.zeros(30),
+            ValueError,
+            "X['visual'] must be a 2-D array (n_samples, n_features); got an array of shape (30,)",
+        ),
+        (
+            np.zeros((30, 2, 2)),
+            ValueError,
+            "X['visual'] must be a 2-D array (n_samples, n_features); got an array of shape (30, 2, 2).",
+        ),
+        (
+            sp.csr_matrix(np.ones((30, 3))),
+            TypeError,
+            "X['visual'] is a sparse matrix; sparse input is not supported",
+        ),
     ],
     ids=["1d", "3d", "sparse"],
 )
@@ -104,7 +137,12 @@ def test_empty_input_raises():
 
 def test_single_class_raises():
     X, _ = data()
-    with pytest.raises(ValueError, match=re.escape("y has only 1 class (1); a classifier needs at least 2 classes.")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "y has only 1 class (1); a classifier needs at least 2 classes."
+        ),
+    ):
         small().fit(X, np.ones(30, dtype=int))
 
 
@@ -116,18 +154,32 @@ def test_label_count_mismatch_raises():
 
 def test_non_string_modality_name_raises():
     X, y = data()
-    with pytest.raises(TypeError, match="modality names must be str; X has the key 0 of type int"):
+    with pytest.raises(
+        TypeError, match="modality names must be str; X has the key 0 of type int"
+    ):
         small().fit({0: X["audio"]}, y)
 
 
 @pytest.mark.parametrize(
     "param, value, match",
     [
-        ("tau", 1.0, "The 'tau' parameter of ShapleyAlternatingClassifier must be a float in the range [0.0, 1.0). Got 1.0 instead."),
+        (
+            "tau",
+            1.0,
+            "The 'tau' parameter of ShapleyAlternatingClassifier must be a float in the range [0.0, 1.0). Got 1.0 instead.",
+        ),
         ("tau", -0.1, "The 'tau' parameter"),
-        ("lr", 0.0, "The 'lr' parameter of ShapleyAlternatingClassifier must be a float in the range (0.0, inf). Got 0.0 instead."),
+        (
+            "lr",
+            0.0,
+            "The 'lr' parameter of ShapleyAlternatingClassifier must be a float in the range (0.0, inf). Got 0.0 instead.",
+        ),
         ("lr", -1e-3, "The 'lr' parameter"),
-        ("max_epochs", 0, "The 'max_epochs' parameter of ShapleyAlternatingClassifier must be an int in the range [1, inf). Got 0 instead."),
+        (
+            "max_epochs",
+            0,
+            "The 'max_epochs' parameter of ShapleyAlternatingClassifier must be an int in the range [1, inf). Got 0 instead.",
+        ),
         ("order", "best", "The 'order' parameter"),
         ("alternation", "step", "The 'alternation' parameter"),
         ("device", "gpu0", "The 'device' parameter must name a torch device"),
@@ -141,7 +193,9 @@ def test_bad_parameters_raise(param, value, match):
 
 def test_early_stopping_without_validation_split_raises():
     X, y = data()
-    with pytest.raises(ValueError, match="early_stopping=True needs a validation split"):
+    with pytest.raises(
+        ValueError, match="early_stopping=True needs a validation split"
+    ):
         small(early_stopping=True, validation_fraction=0.0).fit(X, y)
 
 
@@ -153,5 +207,8 @@ def test_dataframe_columns_are_kept_and_checked():
     assert list(clf.feature_names_per_modality_["audio"]) == list("abcd")
     assert clf.feature_names_per_modality_["visual"] is None
     X["audio"] = X["audio"].rename(columns={"a": "z"})
-    with pytest.raises(ValueError, match=re.escape("X['audio'] has columns that differ from those seen in fit")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("X['audio'] has columns that differ from those seen in fit"),
+    ):
         clf.predict(X)

@@ -290,8 +290,11 @@ def test_train_val_test_split_length_mismatch_names_modality():
 
 def test_drop_modalities_rate_and_never_all():
     rng = np.random.RandomState(0)
-    X = {"a": rng.normal(size=(4000, 2)), "b": rng.normal(size=(4000, 3)),
-         "c": rng.normal(size=(4000, 1))}
+    X = {
+        "a": rng.normal(size=(4000, 2)),
+        "b": rng.normal(size=(4000, 3)),
+        "c": rng.normal(size=(4000, 1)),
+    }
     out = drop_modalities(X, 0.3, random_state=0)
     absent = np.stack([np.isnan(v).all(axis=1) for v in out.values()], axis=1)
     assert not absent.all(axis=1).any()
@@ -299,13 +302,21 @@ def test_drop_modalities_rate_and_never_all():
     for name, values in out.items():
         partial = np.isnan(values).any(axis=1) & ~np.isnan(values).all(axis=1)
         assert not partial.any()
-        np.testing.assert_array_equal(values[~absent[:, list(out).index(name)]],
-                                      X[name][~absent[:, list(out).index(name)]])
+        np.testing.assert_array_equal(
+            values[~absent[:, list(out).index(name)]],
+            X[name][~absent[:, list(out).index(name)]],
+        )
     # P(all three dropped) = 0.027 is re-kept, so the share is a little below 0.3
     assert 0.27 < absent.mean() < 0.3
     np.testing.assert_array_equal(
-        absent, np.stack([np.isnan(v).all(axis=1)
-                          for v in drop_modalities(X, 0.3, random_state=0).values()], 1)
+        absent,
+        np.stack(
+            [
+                np.isnan(v).all(axis=1)
+                for v in drop_modalities(X, 0.3, random_state=0).values()
+            ],
+            1,
+        ),
     )
 
 

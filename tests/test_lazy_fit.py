@@ -69,7 +69,9 @@ def test_lazy_predict_with_a_modality_left_out(cache):
     clf = small().fit(X, y)
     audio_only = open_lazy(path, "train", modalities=["audio"])
     np.testing.assert_allclose(
-        clf.predict_proba(audio_only), clf.predict_proba({"audio": X["audio"]}), rtol=1e-5
+        clf.predict_proba(audio_only),
+        clf.predict_proba({"audio": X["audio"]}),
+        rtol=1e-5,
     )
 
 
@@ -94,7 +96,9 @@ def test_lazy_bad_rows_are_reported_with_their_position(row):
     # the cache writer refuses such rows; any other view is checked while streaming
     X, y = imbalanced(n=6000)
     X["audio"][row, 1] = np.inf
-    with pytest.raises(ValueError, match=re.escape(f"X['audio'] row {row} contains infinity")):
+    with pytest.raises(
+        ValueError, match=re.escape(f"X['audio'] row {row} contains infinity")
+    ):
         small().fit(ArrayView(X), y)
 
 

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 
 from sklearn_modeq import ShapleyAlternatingClassifier
-from sklearn_modeq.metrics import edm, modality_accuracy, modality_shapley, subset_accuracies
+from sklearn_modeq.metrics import (
+    edm,
+    modality_accuracy,
+    modality_shapley,
+    subset_accuracies,
+)
 from sklearn_modeq.shapley import exact_shapley
 
 
@@ -64,15 +69,22 @@ def test_modality_accuracy_and_edm_of_a_callable():
 def fitted():
     X, y = oracle_data(seed=1)
     X["a"] = X["a"] + np.random.RandomState(1).normal(scale=0.2, size=X["a"].shape)
-    clf = ShapleyAlternatingClassifier(hidden_size=8, max_epochs=10, lr=1e-2, random_state=0)
+    clf = ShapleyAlternatingClassifier(
+        hidden_size=8, max_epochs=10, lr=1e-2, random_state=0
+    )
     return clf.fit(X, y), X, y
 
 
 def test_estimator_fast_path_equals_generic_path(fitted):
     clf, X, y = fitted
     fast = subset_accuracies(clf, X, y)
-    generic = subset_accuracies(clf.predict, X, y, modalities=clf.modalities_,
-                                empty_prediction=clf.classes_[np.argmax(clf.class_prior_)])
+    generic = subset_accuracies(
+        clf.predict,
+        X,
+        y,
+        modalities=clf.modalities_,
+        empty_prediction=clf.classes_[np.argmax(clf.class_prior_)],
+    )
     assert fast == pytest.approx(generic)
 
 

@@ -110,7 +110,9 @@ def test_hybrid_forward_averages_all_orders():
     net = make_net().eval()
     x = inputs()
     feats, present = net.encode(x)
-    states = [net.run_order(feats, present, o).state for o in itertools.permutations(range(3))]
+    states = [
+        net.run_order(feats, present, o).state for o in itertools.permutations(range(3))
+    ]
     expected = net.head(torch.stack(states).mean(0))
     torch.testing.assert_close(net(**x), expected)
 
@@ -130,7 +132,9 @@ def test_cached_pair_work_equals_running_every_order(mapping, memory):
     x["a"][[1, 4, 5]] = float("nan")
     x["b"][[2, 5, 9]] = float("nan")
     feats, present = net.encode(x)
-    states = [net.run_order(feats, present, o).state for o in itertools.permutations(range(3))]
+    states = [
+        net.run_order(feats, present, o).state for o in itertools.permutations(range(3))
+    ]
     expected = net.head(torch.stack(states).mean(0))
     torch.testing.assert_close(net(**x), expected)
 
@@ -160,7 +164,9 @@ def test_hybrid_over_all_orders_equals_hybrid_over_present_ones():
     x = inputs(3)
     x["c"][:] = float("nan")
     feats, present = net.encode(x)
-    averaged = net.averaged_states(feats, present, [list(itertools.permutations(range(3)))])
+    averaged = net.averaged_states(
+        feats, present, [list(itertools.permutations(range(3)))]
+    )
     two = net.averaged_states(feats, present, [[(0, 1), (1, 0)]])
     torch.testing.assert_close(averaged, two)
 
@@ -188,8 +194,10 @@ def test_subset_logits_share_work_but_match_separate_runs():
     logits, covered = net.subset_logits(x, subsets)
     assert covered.all()
     for k, subset in enumerate(subsets):
-        masked = {n: v if i in subset else torch.full_like(v, float("nan"))
-                  for i, (n, v) in enumerate(x.items())}
+        masked = {
+            n: v if i in subset else torch.full_like(v, float("nan"))
+            for i, (n, v) in enumerate(x.items())
+        }
         torch.testing.assert_close(logits[k], net(**masked))
 
 

@@ -72,7 +72,9 @@ def test_sampled_converges_to_exact():
     errors = []
     for n_perm in (8, 64, 2048):
         perms = sample_permutations(n, n_perm, rng=1)
-        errors.append(np.abs(permutation_shapley(dict(enumerate(game)), perms) - exact).max())
+        errors.append(
+            np.abs(permutation_shapley(dict(enumerate(game)), perms) - exact).max()
+        )
     assert errors[-1] < 0.02
     assert errors[-1] < errors[0]
 
@@ -98,7 +100,9 @@ def test_plan_switches_to_sampling_above_max_exact():
     sampled = ShapleyPlan.make(8, max_exact=3, n_permutations=10, random_state=0)
     assert not sampled.exact
     # only prefixes of the sampled permutations are needed: far fewer than 2**8
-    assert 0 in sampled.masks and 255 in sampled.masks and len(sampled.masks) <= 10 * 7 + 2
+    assert (
+        0 in sampled.masks and 255 in sampled.masks and len(sampled.masks) <= 10 * 7 + 2
+    )
 
 
 def test_edm_worked_example_from_paper_table1():
@@ -107,7 +111,9 @@ def test_edm_worked_example_from_paper_table1():
     np.testing.assert_allclose(result.deviations, [45.09, 45.09])
     assert result.edm == pytest.approx(90.18)
     np.testing.assert_allclose(result.shares, [100.0, 100.0])
-    assert result.as_dict() == pytest.approx({"EDM": 90.18, "text": 45.09, "visual": 45.09})
+    assert result.as_dict() == pytest.approx(
+        {"EDM": 90.18, "text": 45.09, "visual": 45.09}
+    )
 
 
 def test_edm_hand_computation_unequal_modalities():
@@ -117,7 +123,9 @@ def test_edm_hand_computation_unequal_modalities():
     np.testing.assert_allclose(result.phi, [1.1, 0.7])
     np.testing.assert_allclose(result.deviations, [10.0, 30.0])
     assert result.edm == pytest.approx(40.0)
-    np.testing.assert_allclose(result.shares, [100 * 2 * 1.1 / 1.8, 100 * 2 * 0.7 / 1.8])
+    np.testing.assert_allclose(
+        result.shares, [100 * 2 * 1.1 / 1.8, 100 * 2 * 0.7 / 1.8]
+    )
 
 
 def test_edm_is_zero_for_a_fully_cooperative_model():

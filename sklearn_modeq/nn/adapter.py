@@ -28,7 +28,9 @@ class ModalityAdapter(nn.Sequential):
     ):
         layers = []
         for layer in range(n_layers):
-            layers.append(nn.Linear(in_features if layer == 0 else hidden_size, hidden_size))
+            layers.append(
+                nn.Linear(in_features if layer == 0 else hidden_size, hidden_size)
+            )
             layers.append(nn.ReLU())
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))

@@ -89,7 +89,9 @@ class ModalityChainNet(nn.Module):
             ModalityAdapter(d, hidden_size, adapter_layers, dropout) for d in input_dims
         )
         self.mapping = (
-            CrossModalMapping(n, hidden_size, tau, mapping_momentum) if mapping else None
+            CrossModalMapping(n, hidden_size, tau, mapping_momentum)
+            if mapping
+            else None
         )
         self.fusion = MemoryCell(hidden_size) if memory else AdditiveFusion()
         self.head = nn.Linear(hidden_size, n_classes)
@@ -157,7 +159,11 @@ class ModalityChainNet(nn.Module):
         pair reuses them and a chain step costs one state product.
         """
         if (i, j) not in pairs:
-            xhat = feats[j] if self.mapping is None else self.mapping(feats[i], feats[j], i, j)
+            xhat = (
+                feats[j]
+                if self.mapping is None
+                else self.mapping(feats[i], feats[j], i, j)
+            )
             pairs[i, j] = (xhat, self.fusion.project_input(xhat))
         return pairs[i, j]
 
@@ -174,8 +180,9 @@ class ModalityChainNet(nn.Module):
                 projected = torch.where(rows, proj_i, projected)
         return self.fusion.fuse_projected(carry.state, xhat, projected)
 
-    def step(self, carry: ChainCarry, feats, present, j: int, prefix, all_present,
-             pairs=None):
+    def step(
+        self, carry: ChainCarry, feats, present, j: int, prefix, all_present, pairs=None
+    ):
         """Add modality ``j`` to the chain; ``prefix`` holds the modalities before it.
 
         ``pairs`` (a dict, evaluation mode only) caches the per-pair work across
@@ -189,7 +196,9 @@ class ModalityChainNet(nn.Module):
                 return ChainCarry(feats[j], started, last)
             if pairs is not None:
                 return ChainCarry(
-                    self._fuse_with_pairs(carry, feats, j, None, prefix, pairs), started, last
+                    self._fuse_with_pairs(carry, feats, j, None, prefix, pairs),
+                    started,
+                    last,
                 )
             xhat = self._mapped(feats, carry, j, None, prefix, True)
             return ChainCarry(self.fusion(carry.state, xhat), started, last)
@@ -212,7 +221,9 @@ class ModalityChainNet(nn.Module):
         all_present = bool(present.all())
         carry = self.start(present, self.head.in_features)
         for depth, j in enumerate(order):
-            carry = self.step(carry, feats, present, j, tuple(order[:depth]), all_present)
+            carry = self.step(
+                carry, feats, present, j, tuple(order[:depth]), all_present
+            )
         return carry
 
     def averaged_states(self, feats, present, groups) -> torch.Tensor:

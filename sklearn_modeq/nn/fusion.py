@@ -35,7 +35,9 @@ class MemoryCell(nn.Module):
         Inference computes it once per (predecessor, modality) pair and reuses
         it at every chain step of that pair (:meth:`fuse_projected`).
         """
-        return torch.addmm(self.gates.bias, xhat, self.gates.weight[:, self.hidden_size :].T)
+        return torch.addmm(
+            self.gates.bias, xhat, self.gates.weight[:, self.hidden_size :].T
+        )
 
     def fuse_projected(self, state, xhat, projected):
         """The cell given ``projected = project_input(xhat)``."""

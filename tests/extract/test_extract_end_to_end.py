@@ -154,7 +154,10 @@ def test_fit_on_the_lazy_cache_equals_fit_in_memory(extracted):
     lazy = model().fit(view, y)
     memory = model().fit(X, y_mem)
     np.testing.assert_allclose(
-        lazy.predict_proba(test_view), memory.predict_proba(X_test), rtol=1e-4, atol=1e-5
+        lazy.predict_proba(test_view),
+        memory.predict_proba(X_test),
+        rtol=1e-4,
+        atol=1e-5,
     )
     np.testing.assert_array_equal(lazy.predict(test_view), memory.predict(X_test))
     assert lazy.modalities_ == ["visual", "audio", "text"]
