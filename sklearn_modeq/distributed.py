@@ -215,8 +215,9 @@ class AcceleratedAlternatingNet(AccelerateMixin, AlternatingNet):
         """Shard training batches over the processes; evaluate on all the data.
 
         During ``fit`` the buffers (running correlation matrices) are copied
-        from process 0 before every evaluation pass, so validation losses and
-        Shapley values agree over the processes.
+        from process 0 before every evaluation pass (here for a separate
+        Shapley pass, in :meth:`run_single_epoch` for the validation pass), so
+        validation losses and Shapley values agree over the processes.
         """
         loader = NeuralNet.get_iterator(self, dataset, training=training)
         if training and self._in_fit:
@@ -256,6 +257,16 @@ class AcceleratedAlternatingNet(AccelerateMixin, AlternatingNet):
             num_workers=loader.num_workers,
             collate_fn=loader.collate_fn,
             pin_memory=loader.pin_memory,
+        )
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        # skorch builds the validation iterator once per fit, so the buffers are
+        # copied here, before every validation pass (which also yields the
+        # Shapley coalitions' predictions), not only when an iterator is made
+        if not training and iterator is not None and self._in_fit:
+            self._sync_buffers()
+        return super().run_single_epoch(
+            iterator, training, prefix, step_fn, **fit_params
         )
 
     def evaluation_step(self, batch, training=False):

@@ -250,6 +250,7 @@ result = {
     "buffers": [b.double().sum().item() for b in module.buffers()],
     "proba": fitted.predict_proba(X).tolist(),
     "train_loss": list(fitted.history_[:, "train_loss"]),
+    "valid_loss": list(fitted.history_[:, "valid_loss"]),
     "empty_steps": empty_steps,
     "error": error,
 }
@@ -279,7 +280,8 @@ def test_two_cpu_processes_agree_on_orders_and_weights(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["world"] == 2
-    for key in ("orders", "shapley", "parameters", "buffers", "proba"):
+    # validation runs on all the data with process 0's running matrices
+    for key in ("orders", "shapley", "valid_loss", "parameters", "buffers", "proba"):
         assert ranks[0][key] == ranks[1][key], key
     # each process trained on its own shard of the batches
     assert ranks[0]["train_loss"] != ranks[1]["train_loss"]
