@@ -213,8 +213,14 @@ def main(argv=None) -> list[dict]:
     (args.out / f"{stem}.json").write_text(
         json.dumps({"environment": env, "config": config, "results": rows}, indent=1)
     )
+    (args.out / f"{stem}.md").write_text(
+        ", ".join(f"{k} {v}" for k, v in env.items() if v is not None)
+        + "\n\n"
+        + markdown_table(rows)
+        + "\n"
+    )
     plot(rows, args.out / f"{stem}.png")
-    print(f"\nsaved {args.out / stem}.json and .png")
+    print(f"\nsaved {args.out / stem}.json, .md and .png")
     return rows
 
 
