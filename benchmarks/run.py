@@ -96,6 +96,11 @@ def main(argv=None) -> Path:
     parser.add_argument(
         "--methods", default=None, help="comma-separated subset of methods"
     )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite results.md and the plots from the output folder's records.json",
+    )
     args = parser.parse_args(argv)
 
     tasks, n_seeds, ablation_tasks, missing_tasks = QUICK if args.quick else FULL
@@ -112,6 +117,19 @@ def main(argv=None) -> Path:
             f"choose from {MAIN_METHODS}"
         )
     out = args.out or RESULTS / ("suite-quick" if args.quick else "suite")
+    main_methods = [m for m in MAIN_METHODS if not methods or m in methods]
+    title = "Benchmark suite" + (" (quick)" if args.quick else "")
+    if args.report_only:
+        records = json.loads((out / "records.json").read_text())
+        settings = json.loads((out / "settings.json").read_text())["settings"]
+        return write_report(
+            records,
+            out,
+            main_methods=main_methods,
+            ablation_methods=list(ABLATIONS),
+            settings=settings,
+            title=title,
+        )
     jobs = plan_jobs(tasks, n_seeds, ablation_tasks, missing_tasks, methods)
     print(
         f"{len(jobs)} fits on {len(tasks)} tasks x {n_seeds} seeds, n_jobs={args.n_jobs}",
@@ -133,13 +151,14 @@ def main(argv=None) -> Path:
     )
     out.mkdir(parents=True, exist_ok=True)
     (out / "records.json").write_text(json.dumps(records, indent=1))
+    (out / "settings.json").write_text(json.dumps({"settings": settings}))
     path = write_report(
         records,
         out,
-        main_methods=[m for m in MAIN_METHODS if not methods or m in methods],
+        main_methods=main_methods,
         ablation_methods=list(ABLATIONS),
         settings=settings,
-        title="Benchmark suite" + (" (quick)" if args.quick else ""),
+        title=title,
     )
     print(path.read_text().split("## Table 2")[0])
     print(f"wrote {path} in {elapsed:.0f} s")
