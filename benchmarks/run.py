@@ -20,6 +20,7 @@ epoch count).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import subprocess
@@ -117,19 +118,16 @@ def main(argv=None) -> Path:
             f"choose from {MAIN_METHODS}"
         )
     out = args.out or RESULTS / ("suite-quick" if args.quick else "suite")
-    main_methods = [m for m in MAIN_METHODS if not methods or m in methods]
-    title = "Benchmark suite" + (" (quick)" if args.quick else "")
+    report = functools.partial(
+        write_report,
+        out=out,
+        main_methods=[m for m in MAIN_METHODS if not methods or m in methods],
+        ablation_methods=list(ABLATIONS),
+        title="Benchmark suite" + (" (quick)" if args.quick else ""),
+    )
     if args.report_only:
-        records = json.loads((out / "records.json").read_text())
         settings = json.loads((out / "settings.json").read_text())["settings"]
-        return write_report(
-            records,
-            out,
-            main_methods=main_methods,
-            ablation_methods=list(ABLATIONS),
-            settings=settings,
-            title=title,
-        )
+        return report(json.loads((out / "records.json").read_text()), settings=settings)
     jobs = plan_jobs(tasks, n_seeds, ablation_tasks, missing_tasks, methods)
     print(
         f"{len(jobs)} fits on {len(tasks)} tasks x {n_seeds} seeds, n_jobs={args.n_jobs}",
@@ -152,14 +150,7 @@ def main(argv=None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "records.json").write_text(json.dumps(records, indent=1))
     (out / "settings.json").write_text(json.dumps({"settings": settings}))
-    path = write_report(
-        records,
-        out,
-        main_methods=main_methods,
-        ablation_methods=list(ABLATIONS),
-        settings=settings,
-        title=title,
-    )
+    path = report(records, settings=settings)
     print(path.read_text().split("## Table 2")[0])
     print(f"wrote {path} in {elapsed:.0f} s")
     return path
