@@ -177,6 +177,11 @@ def edm(estimator, X, y, **kwargs) -> EDMResult:
     reading). 0 is a perfectly cooperative model; lower is better. Parameters
     are those of :func:`subset_accuracies`.
 
+    With two modalities ``a`` and ``b``, ``phi_a + phi_b = 2 Acc(ab)``; when one
+    value exceeds 1 and the other does not, ``EDM = 100 |Acc(a) - Acc(b)|``,
+    whatever the fused accuracy. Two models that differ only in their fused
+    accuracy then have the same EDM.
+
     Returns
     -------
     result : EDMResult

@@ -132,3 +132,12 @@ def test_edm_is_zero_for_a_fully_cooperative_model():
     n = 3
     result = edm_from_accuracies(np.ones(1 << n), n)
     assert result.edm == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("fused", [0.9, 0.95, 0.99])
+def test_two_modality_edm_is_the_unimodal_gap_when_one_phi_exceeds_one(fused):
+    # phi_a + phi_b = 2 Acc(ab); with phi_a > 1 > phi_b the deviations sum to
+    # phi_a - phi_b = Acc(a) - Acc(b), whatever the fused accuracy (metrics.edm)
+    result = edm_from_accuracies({0: 0.1, 1: 0.9, 2: 0.6, 3: fused}, 2)
+    assert result.phi[0] > 1 > result.phi[1]
+    assert result.edm == pytest.approx(100 * (0.9 - 0.6))
