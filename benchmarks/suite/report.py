@@ -306,6 +306,8 @@ def write_report(
                 ax.set_visible(False)
                 continue
             plot_robustness(part, ax=ax)
+            # ten methods: a compact legend below the curves' starting points
+            ax.legend(title="method", fontsize=7, ncol=2, loc="lower left")
             ax.set_title(f"{task}: trained with {train_missing:.0%} missing")
         _save(fig, out / f"robustness_{task}.png", plt)
 
