@@ -312,7 +312,11 @@ class ShapleyScheduler(Callback):
     Records per epoch in the history: ``train_order`` (the order this epoch
     trained), ``shapley`` (values per modality, declaration order), ``phi`` (the
     same as a short string for the log),
-    ``subset_accuracy`` (``{mask: accuracy}``) and ``shapley_dur`` (seconds).
+    ``subset_accuracy`` (``{mask: accuracy}``) and ``shapley_dur`` (seconds
+    spent after the epoch). When the evaluation set is the whole validation
+    split, the coalitions' predictions are computed by the validation pass
+    (:meth:`AlternatingNet.validation_step`, whose time is in ``dur``), so
+    ``shapley_dur`` is then only the aggregation.
 
     Parameters
     ----------
