@@ -7,6 +7,7 @@ Shapley scheduling is a callback that records its values in the history.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
@@ -228,6 +229,23 @@ class AlternatingNet(ModalityNet):
         """
         self.optimizer_.step()
 
+    # -- hooks for data-parallel subclasses (see sklearn_modeq.distributed) ---------
+    def step_logits(self, inputs, order, k: int):
+        """Logits and rows of the alternating step for position ``k``."""
+        return self.module_.alternating_logits(inputs, order, k)
+
+    def step_context(self):
+        """Context of a step's forward pass and loss (e.g. mixed precision)."""
+        return contextlib.nullcontext()
+
+    def backward(self, loss) -> None:
+        loss.backward()
+
+    def skips_empty_steps(self) -> bool:
+        """Whether a step with no row having the modality is skipped (a process
+        of a data-parallel run must take every step to stay in sync)."""
+        return True
+
     def train_step(self, batch, **fit_params):
         """One optimiser step per modality of the active positions of the order."""
         self._set_training(True)
@@ -235,21 +253,28 @@ class AlternatingNet(ModalityNet):
         Xi = to_tensor(Xi, device=self.device)
         yi = to_tensor(yi, device=self.device)
         weights = Xi.get(SAMPLE_WEIGHT_KEY)
-        order = self.training_order_
+        inputs = {k: v for k, v in Xi.items() if k != SAMPLE_WEIGHT_KEY}
+        order = tuple(self.training_order_)
         steps = (
             self.active_steps_ if self.active_steps_ is not None else range(len(order))
         )
         total, count, logits = 0.0, 0, None
         for k in steps:
             self.optimizer_.zero_grad(set_to_none=True)
-            logits, rows = self.module_.alternating_logits(Xi, order, k)
-            n_rows = int(rows.sum())
-            if n_rows == 0:
-                continue
-            loss = weighted_cross_entropy(
-                logits, yi[rows], None if weights is None else weights[rows]
-            )
-            loss.backward()
+            with self.step_context():
+                logits, rows = self.step_logits(inputs, order, k)
+                n_rows = int(rows.sum())
+                if n_rows == 0 and self.skips_empty_steps():
+                    continue
+                if n_rows == 0:
+                    loss = logits.sum() * 0.0  # a zero gradient, same collectives
+                else:
+                    loss = weighted_cross_entropy(
+                        logits.float(),
+                        yi[rows],
+                        None if weights is None else weights[rows],
+                    )
+            self.backward(loss)
             self.notify(
                 "on_grad_computed",
                 named_parameters=list(self.get_all_learnable_params()),

@@ -36,12 +36,10 @@ import functools
 import torch
 from sklearn.base import clone
 from skorch import NeuralNet
-from skorch.utils import to_tensor
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
-from ._data import SAMPLE_WEIGHT_KEY
-from ._training import AlternatingNet, _EpochPasses, weighted_cross_entropy
+from ._training import AlternatingNet, _EpochPasses
 from .classifier import ShapleyAlternatingClassifier
 
 try:
@@ -303,49 +301,25 @@ class AcceleratedAlternatingNet(AccelerateMixin, AlternatingNet):
         for key, value in payload[1].items():
             self.history.record(key, value)
 
+    # -- training: AlternatingNet.train_step with the steps through DDP ------------
     def train_step(self, batch, **fit_params):
-        """One step per modality of the active positions, through DDP."""
-        self._set_training(True)
-        Xi, yi = batch
-        Xi = to_tensor(Xi, device=self.device)
-        yi = to_tensor(yi, device=self.device)
-        weights = Xi.get(SAMPLE_WEIGHT_KEY)
-        inputs = {k: v for k, v in Xi.items() if k != SAMPLE_WEIGHT_KEY}
+        # AccelerateMixin.train_step (one optimiser step per batch) comes first
+        # in the MRO; alternating training takes one step per modality instead
+        return AlternatingNet.train_step(self, batch, **fit_params)
+
+    def step_logits(self, inputs, order, k: int):
+        # through the DDP wrapper, so the gradients are averaged over processes
         step = self._ddp_step or _AlternatingStep(self.module_)
-        order = tuple(self.training_order_)
-        positions = (
-            range(len(order)) if self.active_steps_ is None else self.active_steps_
-        )
-        total, count, logits = 0.0, 0, None
-        for k in positions:
-            self.optimizer_.zero_grad(set_to_none=True)
-            with self.accelerator.autocast():
-                logits, rows = step(inputs, order, k)
-                n_rows = int(rows.sum())
-                if n_rows == 0 and not self._distributed:
-                    continue
-                if n_rows == 0:
-                    # keep in step with the other processes: a zero gradient
-                    loss = logits.sum() * 0.0
-                else:
-                    loss = weighted_cross_entropy(
-                        logits.float(),
-                        yi[rows],
-                        None if weights is None else weights[rows],
-                    )
-            self.accelerator.backward(loss)
-            self.notify(
-                "on_grad_computed",
-                named_parameters=list(self.get_all_learnable_params()),
-                X=Xi,
-                y=yi,
-                training=True,
-            )
-            self.optimizer_.step()
-            total = total + loss.detach() * n_rows
-            count += n_rows
-        loss = total / count if count else torch.zeros(())
-        return {"loss": loss, "y_pred": logits}
+        return step(inputs, order, k)
+
+    def step_context(self):
+        return self.accelerator.autocast()
+
+    def backward(self, loss) -> None:
+        self.accelerator.backward(loss)
+
+    def skips_empty_steps(self) -> bool:
+        return not self._distributed
 
 
 def make_accelerated(
