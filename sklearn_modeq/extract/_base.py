@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import importlib
 from collections.abc import Callable, Sequence
@@ -117,7 +118,7 @@ def load_strict(module: torch.nn.Module, state: dict, name: str, path: Any) -> N
     module.load_state_dict(state, strict=True)
 
 
-class Backbone:
+class Backbone(abc.ABC):
     """A frozen feature extractor: ``load`` -> ``preprocess`` -> ``embed``.
 
     Subclasses set the class attributes and implement :meth:`build`,
@@ -162,17 +163,17 @@ class Backbone:
         self.device = torch.device("cpu")
 
     # ------------------------------------------------------------ interface
+    @abc.abstractmethod
     def build(self) -> torch.nn.Module:
         """Build the model and load the checkpoint weights (CPU, float32)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def preprocess(self, source: Any) -> Any:
         """Turn one media item (as returned by :meth:`read`) into model input."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def forward(self, batch: Any) -> torch.Tensor:
         """Embed a collated batch on :attr:`device`; returns (B, dim_)."""
-        raise NotImplementedError
 
     def preprocessing(self) -> dict[str, Any]:
         """What :meth:`preprocess` does, recorded in the cache attributes."""

@@ -14,6 +14,7 @@ flagged in ``use`` (batch, n_modalities).
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 
-class FusionNet(nn.Module):
+class FusionNet(nn.Module, abc.ABC):
     """Per-modality adapters followed by a fusion; base of the baseline models.
 
     Parameters
@@ -89,9 +90,9 @@ class FusionNet(nn.Module):
         ]
         return feats, present
 
+    @abc.abstractmethod
     def fuse(self, feats, use: torch.Tensor) -> torch.Tensor:
         """Fused logits (batch, n_classes) from the modalities flagged in ``use``."""
-        raise NotImplementedError
 
     def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
         feats, present = self.encode(inputs)
