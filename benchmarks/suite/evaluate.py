@@ -11,7 +11,8 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_modeq.datasets import drop_modalities
-from sklearn_modeq.metrics import edm, modality_accuracy
+from sklearn_modeq.metrics import subset_accuracies
+from sklearn_modeq.shapley import edm_from_accuracies
 
 from .methods import make_method
 from .tasks import TASKS
@@ -31,8 +32,12 @@ class Job:
 
 
 def _measure(model, X_test, y_test, job: Job) -> dict:
-    accuracy = modality_accuracy(model, X_test, y_test)
-    result = edm(model, X_test, y_test)
+    # every coalition once: unimodal and fused accuracy are among them
+    names = list(X_test)
+    subsets = subset_accuracies(model, X_test, y_test, modalities=names)
+    accuracy = {name: subsets[1 << i] for i, name in enumerate(names)}
+    accuracy["fused"] = subsets[(1 << len(names)) - 1]
+    result = edm_from_accuracies(subsets, len(names), modalities=names)
     robustness = {}
     for k, rate in enumerate(job.test_rates):
         # the same dropped cells for every method of a (task, seed)
