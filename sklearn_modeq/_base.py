@@ -51,6 +51,20 @@ def torch_seed(seed: int, device):
         yield
 
 
+def optimizer_options(device) -> dict:
+    """AdamW options: the fused implementation where torch has it for ``device``.
+
+    On the CPU the fused step is about three times faster than the default
+    per-parameter loop for these small models; every estimator uses it, so
+    timings stay comparable.
+    """
+    kind = torch.device(device).type
+    major, minor = (int(v) for v in torch.__version__.split(".")[:2])
+    if kind in ("cpu", "cuda") and (major, minor) >= (2, 4):
+        return {"optimizer__fused": True}
+    return {}
+
+
 def check_device(device) -> str:
     """Validate the ``device`` parameter; returns it as a string."""
     try:
@@ -107,9 +121,6 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
 
     def _after_fit(self) -> None:
         """Set method-specific fitted attributes from ``self.net_``."""
-
-    def _prepare_inference(self) -> None:
-        """Configure ``self.net_.module_`` for prediction (e.g. orders)."""
 
     def _continue_fit(self, data: dict, y: np.ndarray) -> None:
         """Further training after ``net_.fit`` (e.g. a second stage), same seed."""
@@ -272,6 +283,7 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
             optimizer=torch.optim.AdamW,
             lr=self.lr,
             optimizer__weight_decay=self.weight_decay,
+            **optimizer_options(self.device),
             batch_size=self.batch_size,
             max_epochs=self.max_epochs,
             train_split=self._train_split(y, seed),
@@ -296,7 +308,6 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
         return self._transform(validate_X(self, X, reset=False))
 
     def _predict_proba(self, arrays) -> np.ndarray:
-        self._prepare_inference()
         logits = self.net_.forward(arrays, training=False)
         return torch.softmax(logits.double(), dim=1).numpy()
 
@@ -350,7 +361,6 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
         y_pred : ndarray of shape (n_subsets, n_samples)
         """
         check_is_fitted(self)
-        self._prepare_inference()
         dataset = self.net_.get_dataset(self._validated(X))
         loader = self.net_.get_iterator(dataset, training=False)
         pred, _ = subset_predictions(

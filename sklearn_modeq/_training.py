@@ -230,9 +230,10 @@ class AlternatingNet(ModalityNet):
         self.optimizer_.step()
 
     # -- hooks for data-parallel subclasses (see sklearn_modeq.distributed) ---------
-    def step_logits(self, inputs, order, k: int):
-        """Logits and rows of the alternating step for position ``k``."""
-        return self.module_.alternating_logits(inputs, order, k)
+    def step_logits(self, inputs, order, k: int, carry=None, fusion_order=None):
+        """Loss terms and chain state of the alternating step for position ``k``
+        (:meth:`ModalityChainNet.alternating_step`)."""
+        return self.module_.alternating_step(inputs, order, k, carry, fusion_order)
 
     def step_context(self):
         """Context of a step's forward pass and loss (e.g. mixed precision)."""
@@ -246,8 +247,19 @@ class AlternatingNet(ModalityNet):
         of a data-parallel run must take every step to stay in sync)."""
         return True
 
+    def fusion_order(self, n: int) -> list[int]:
+        """A uniformly random order of all modalities for the fusion term."""
+        return torch.randperm(n).tolist()
+
     def train_step(self, batch, **fit_params):
-        """One optimiser step per modality of the active positions of the order."""
+        """One optimiser step per modality of the active positions of the order.
+
+        With one step per modality per batch, each step continues the chain
+        state the previous step left (detached: the earlier adapters are frozen
+        anyway), so a batch costs ``n`` chain steps, not ``n (n + 1) / 2``. The
+        step that trains the last modality of the order also trains the memory
+        cell and the head along a random order of all modalities.
+        """
         self._set_training(True)
         Xi, yi = batch
         Xi = to_tensor(Xi, device=self.device)
@@ -255,24 +267,29 @@ class AlternatingNet(ModalityNet):
         weights = Xi.get(SAMPLE_WEIGHT_KEY)
         inputs = {k: v for k, v in Xi.items() if k != SAMPLE_WEIGHT_KEY}
         order = tuple(self.training_order_)
-        steps = (
-            self.active_steps_ if self.active_steps_ is not None else range(len(order))
-        )
-        total, count, logits = 0.0, 0, None
+        per_batch = self.active_steps_ is None
+        steps = range(len(order)) if per_batch else self.active_steps_
+        total, count, logits, carry = 0.0, 0, None, None
         for k in steps:
+            fusion = self.fusion_order(len(order)) if k == len(order) - 1 else None
             self.optimizer_.zero_grad(set_to_none=True)
             with self.step_context():
-                logits, rows = self.step_logits(inputs, order, k)
-                n_rows = int(rows.sum())
-                if n_rows == 0 and self.skips_empty_steps():
+                out = self.step_logits(
+                    inputs, order, k, carry if per_batch else None, fusion
+                )
+                carry = out.carry
+                terms = [(z, rows) for z, rows in out.terms if bool(rows.any())]
+                if not terms and self.skips_empty_steps():
                     continue
-                if n_rows == 0:
-                    loss = logits.sum() * 0.0  # a zero gradient, same collectives
-                else:
-                    loss = weighted_cross_entropy(
-                        logits.float(),
-                        yi[rows],
-                        None if weights is None else weights[rows],
+                # a zero gradient keeps the collectives of a data-parallel run
+                loss = sum(
+                    (z.sum() for z, _ in out.terms),
+                    torch.zeros((), device=self.device),
+                )
+                loss = loss * 0.0
+                for z, rows in terms:
+                    loss = loss + weighted_cross_entropy(
+                        z.float(), yi[rows], None if weights is None else weights[rows]
                     )
             self.backward(loss)
             self.notify(
@@ -283,8 +300,10 @@ class AlternatingNet(ModalityNet):
                 training=True,
             )
             self.step_modality(order[k])
+            n_rows = int(out.terms[0][1].sum())
             total = total + loss.detach() * n_rows
             count += n_rows
+            logits = out.terms[0][0]
         loss = total / count if count else torch.zeros((), device=self.device)
         return {"loss": loss, "y_pred": logits}
 
@@ -330,9 +349,17 @@ class ShapleyScheduler(Callback):
     ``P(S)`` is the validation accuracy of the model restricted to the coalition
     ``S`` (paper Eq. 7); ``P(empty)`` is the accuracy of always predicting the
     most frequent training class. The next epoch trains the modalities by
-    ascending Shapley value, ties in declaration order (Eq. 8). With
-    ``order="random"`` or ``"fixed"`` the values are still recorded, but the
-    order is a seeded random permutation or the declaration order.
+    ascending Shapley value (Eq. 8); modalities with equal values keep their
+    order of the epoch before. With ``order="random"`` or ``"fixed"`` the values
+    are still recorded, but the order is a seeded random permutation or the
+    declaration order.
+
+    A small validation split makes ``P(S)`` coarse (6 samples give accuracies in
+    steps of 1/6, and the values tie). When it has fewer than ``min_samples``
+    rows, ``P(S)`` is the accuracy over the predictions of the last
+    ``ceil(min_samples / n_rows)`` epochs pooled together: a moving average
+    over epochs, which smooths the values; it cannot add information the split
+    does not hold.
 
     Records per epoch in the history: ``train_order`` (the order this epoch
     trained), ``shapley`` (values per modality, declaration order), ``phi`` (the
@@ -357,6 +384,9 @@ class ShapleyScheduler(Callback):
         Encoded most frequent training class (the empty coalition's guess).
     random_state : int
         Seed for the permutation sample, the subsample and the random order.
+    min_samples : int, default=50
+        Pool the predictions of recent epochs until at least this many are
+        counted.
     """
 
     def __init__(
@@ -367,6 +397,7 @@ class ShapleyScheduler(Callback):
         max_samples=None,
         majority_class=0,
         random_state=0,
+        min_samples=50,
     ):
         self.order = order
         self.max_exact = max_exact
@@ -374,9 +405,11 @@ class ShapleyScheduler(Callback):
         self.max_samples = max_samples
         self.majority_class = majority_class
         self.random_state = random_state
+        self.min_samples = min_samples
 
     def initialize(self):
         self.rng_ = np.random.default_rng(self.random_state)
+        self.pooled_ = []
         return self
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
@@ -411,6 +444,18 @@ class ShapleyScheduler(Callback):
             dataset = torch.utils.data.Subset(dataset, keep.tolist())
         return dataset
 
+    def _pool(self, y_pred, y_true):
+        """This epoch's predictions with enough recent ones to reach ``min_samples``."""
+        self.pooled_.append((self.masks_, y_pred, y_true))
+        window = max(1, -(-self.min_samples // max(len(y_true), 1)))
+        # a plan with other coalitions (sampled Shapley) cannot be pooled
+        recent = [p for p in self.pooled_[-window:] if p[0] == self.masks_]
+        self.pooled_ = self.pooled_[-window:]
+        return (
+            np.concatenate([p[1] for p in recent], axis=1),
+            np.concatenate([p[2] for p in recent]),
+        )
+
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         tic = time.perf_counter()
         plan, masks = self.plan_, self.masks_
@@ -429,6 +474,7 @@ class ShapleyScheduler(Callback):
             )
         if hasattr(net, "shared_subsets_"):
             net.shared_subsets_, net.shared_predictions_ = None, []
+        y_pred, y_true = self._pool(y_pred, y_true)
         accuracy = {0: float(np.mean(y_true == self.majority_class))}
         accuracy.update({m: float(np.mean(p == y_true)) for m, p in zip(masks, y_pred)})
         phi = plan.shapley(accuracy)
@@ -438,13 +484,15 @@ class ShapleyScheduler(Callback):
             " ".join(f"{name}:{v:.3f}" for name, v in zip(net.module_.modalities, phi)),
         )
         net.history.record("subset_accuracy", {str(m): a for m, a in accuracy.items()})
-        net.training_order_ = self._next_order(phi)
+        net.training_order_ = self._next_order(phi, net.training_order_)
         net.history.record("shapley_dur", time.perf_counter() - tic)
 
-    def _next_order(self, phi):
+    def _next_order(self, phi, previous):
         n = len(phi)
         if self.order == "shapley":
-            return [int(i) for i in np.argsort(phi, kind="stable")]
+            # ascending value; ties keep the order of the epoch before
+            rank = {m: r for r, m in enumerate(previous)}
+            return sorted(range(n), key=lambda m: (phi[m], rank[m]))
         if self.order == "random":
             return [int(i) for i in self.rng_.permutation(n)]
         return list(range(n))

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import math
 from numbers import Integral, Real
 
 import numpy as np
+import torch
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseModalityClassifier
+from ._inference import InferencePlan, candidate_logits, fused_outputs
 from ._training import AlternatingNet, ShapleyScheduler
 from .nn import ModalityChainNet
+from .nn.combiner import CandidateCombiner, candidate_groups, fit_combiner
+
+#: Rates at which the combiner's held-out samples are also seen with
+#: modalities removed at random, so its weights serve incomplete samples.
+COMBINER_DROP_RATES = (0.25, 0.5)
 
 
-class ShapleyAlternatingClassifier(BaseModalityClassifier):
+class ShapleyAlternatingClassifier(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseModalityClassifier
+):
     """Shapley-guided alternating training with cross-modal memory fusion.
 
     Trains small per-modality adapters, a thresholded cross-modal mapping, an
@@ -176,11 +188,12 @@ class ShapleyAlternatingClassifier(BaseModalityClassifier):
         "order": [StrOptions({"shapley", "random", "fixed"})],
         "mapping": ["boolean"],
         "memory": ["boolean"],
-        "inference_order": [StrOptions({"hybrid", "last"})],
+        "inference_order": [StrOptions({"weighted", "hybrid", "last"})],
         "max_orders": [Interval(Integral, 1, None, closed="left")],
         "shapley_max_exact": [Interval(Integral, 1, 16, closed="both")],
         "shapley_n_permutations": [Interval(Integral, 1, None, closed="left")],
         "shapley_max_samples": [Interval(Integral, 1, None, closed="left"), None],
+        "shapley_min_samples": [Interval(Integral, 1, None, closed="left")],
     }
 
     _net_class = AlternatingNet
@@ -199,11 +212,12 @@ class ShapleyAlternatingClassifier(BaseModalityClassifier):
         order="shapley",
         mapping=True,
         memory=True,
-        inference_order="hybrid",
-        max_orders=720,
+        inference_order="weighted",
+        max_orders=12,
         shapley_max_exact=6,
         shapley_n_permutations=32,
         shapley_max_samples=None,
+        shapley_min_samples=50,
         adapter_layers=1,
         dropout=0.0,
         standardize=True,
@@ -229,6 +243,7 @@ class ShapleyAlternatingClassifier(BaseModalityClassifier):
         self.shapley_max_exact = shapley_max_exact
         self.shapley_n_permutations = shapley_n_permutations
         self.shapley_max_samples = shapley_max_samples
+        self.shapley_min_samples = shapley_min_samples
         self.adapter_layers = adapter_layers
         self.dropout = dropout
         self.standardize = standardize
@@ -262,9 +277,37 @@ class ShapleyAlternatingClassifier(BaseModalityClassifier):
                     max_samples=self.shapley_max_samples,
                     majority_class=int(np.argmax(np.bincount(y))),
                     random_state=seed,
+                    min_samples=self.shapley_min_samples,
                 ),
             )
         ]
+
+    def _continue_fit(self, data, y):
+        """Fit the candidate combiner on the validation split (stacking)."""
+        module = self.net_.module_
+        module.eval()
+        groups, kinds = candidate_groups(module.orders, len(self.modalities_))
+        n_kinds = 1 + len(self.modalities_)
+        # prior: the paper's hybrid average, each modality alone weighing as
+        # much as one order
+        prior = [0.0] + [-math.log(len(module.orders))] * (n_kinds - 1)
+        valid = None
+        if self.validation_fraction > 0:
+            _, valid = self.net_.get_split_datasets(data, y)
+        if valid is None or len(valid) == 0:
+            self.combiner_ = CandidateCombiner(kinds, prior).requires_grad_(False)
+            return
+        logits, available, y_valid, weights = candidate_logits(
+            self.net_, valid, groups, drop_rates=COMBINER_DROP_RATES, seed=self._seed
+        )
+        self.combiner_ = fit_combiner(
+            logits.to(self.net_.device),
+            available.to(self.net_.device),
+            y_valid.to(self.net_.device),
+            kinds,
+            prior,
+            sample_weight=weights,
+        )
 
     def _after_fit(self):
         history = self.net_.history
@@ -278,10 +321,67 @@ class ShapleyAlternatingClassifier(BaseModalityClassifier):
             best = [i for i, row in enumerate(history) if row.get("valid_loss_best")]
             kept = best[-1] if best else kept
         self.training_order_ = self.order_history_[kept]
+        self._n_features_out = self.hidden_size
 
-    def _prepare_inference(self):
-        fixed = None
+    # -- inference ------------------------------------------------------------------
+    def _plan(self) -> InferencePlan:
+        """What ``inference_order`` computes (read at prediction time)."""
+        module = self.net_.module_
         if self.inference_order == "last":
             index = {name: i for i, name in enumerate(self.modalities_)}
-            fixed = tuple(index[m] for m in self.training_order_)
-        self.net_.module_.fixed_order = fixed
+            return InferencePlan([[tuple(index[m] for m in self.training_order_)]])
+        if self.inference_order == "hybrid":
+            return InferencePlan([module.orders])
+        groups, _ = candidate_groups(module.orders, len(self.modalities_))
+        return InferencePlan(groups, self.combiner_)
+
+    def _fused(self, arrays, present_only=None):
+        return fused_outputs(self.net_, arrays, self._plan(), present_only=present_only)
+
+    def _predict_proba(self, arrays) -> np.ndarray:
+        _, logits, _ = self._fused(arrays)
+        return _softmax(logits)
+
+    def _predict_subsets(self, X, subsets):
+        """Labels predicted with only each coalition's modalities present.
+
+        Exactly ``predict`` on ``X`` with the other modalities absent; samples
+        left with none of the coalition's modalities get the most frequent
+        training class.
+        """
+        check_is_fitted(self)
+        arrays = self._validated(X)
+        empty = int(np.argmax(self.class_prior_))
+        preds = []
+        for subset in subsets:
+            _, logits, covered = self._fused(arrays, present_only=subset)
+            pred = np.where(covered, logits.argmax(axis=1), empty)
+            preds.append(self.classes_[pred])
+        return np.array(preds)
+
+    def transform(self, X):
+        """The fused representation the head classifies.
+
+        Parameters
+        ----------
+        X : dict of str to array-like of shape (n_samples, d_m), or array-like
+            As in :meth:`predict_proba`.
+
+        Returns
+        -------
+        X_fused : ndarray of shape (n_samples, hidden_size)
+            With ``inference_order="weighted"`` the candidate states weighted
+            per sample; with ``"hybrid"`` the state averaged over the orders;
+            with ``"last"`` the state of the last training order.
+            ``predict_proba`` is the softmax of the head applied to it (divided
+            by the combiner's temperature when weighted).
+        """
+        check_is_fitted(self)
+        states, _, _ = self._fused(self._validated(X))
+        return states
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)

@@ -14,7 +14,7 @@ PyTorch's ``DistributedDataParallel`` (DDP):
   told (``find_unused_parameters=True``, which :func:`make_accelerator` sets and
   the net checks), and the step's forward pass must run *through* the DDP
   wrapper so the gradients are averaged over the processes: the net wraps
-  ``alternating_logits`` in a module whose ``forward`` it is.
+  ``alternating_step`` in a module whose ``forward`` it is.
 - **Every process takes every step.** A process whose shard of the batch holds
   no sample with the modality being trained still runs the step with a zero
   loss, so the processes never disagree on the number of collective calls.
@@ -64,14 +64,14 @@ _SCHEDULE_KEYS = ("shapley", "phi", "subset_accuracy")
 
 
 class _AlternatingStep(nn.Module):
-    """``forward`` = the chain's ``alternating_logits``, so a DDP wrapper sees it."""
+    """``forward`` = the chain's ``alternating_step``, so a DDP wrapper sees it."""
 
     def __init__(self, chain: nn.Module):
         super().__init__()
         self.chain = chain
 
-    def forward(self, inputs, order, k: int):
-        return self.chain.alternating_logits(inputs, order, k)
+    def forward(self, inputs, order, k: int, carry=None, fusion_order=None):
+        return self.chain.alternating_step(inputs, order, k, carry, fusion_order)
 
 
 class _OnDevice:
@@ -307,10 +307,10 @@ class AcceleratedAlternatingNet(AccelerateMixin, AlternatingNet):
         # in the MRO; alternating training takes one step per modality instead
         return AlternatingNet.train_step(self, batch, **fit_params)
 
-    def step_logits(self, inputs, order, k: int):
+    def step_logits(self, inputs, order, k: int, carry=None, fusion_order=None):
         # through the DDP wrapper, so the gradients are averaged over processes
         step = self._ddp_step or _AlternatingStep(self.module_)
-        return step(inputs, order, k)
+        return step(inputs, order, k, carry, fusion_order)
 
     def step_context(self):
         return self.accelerator.autocast()

@@ -231,7 +231,7 @@ def test_mla_head_update_is_orthogonal_to_stored_directions(data):
         net.projection = projection
         before = module.head.weight.detach().clone()
         net.optimizer_.zero_grad()
-        logits, rows = module.alternating_logits(inputs, [0, 1], 0)
+        [(logits, rows)] = module.alternating_step(inputs, [0, 1], 0).terms
         torch.nn.functional.cross_entropy(logits, torch.as_tensor(y)[rows]).backward()
         net.step_modality(0)
         return (module.head.weight - before).detach()

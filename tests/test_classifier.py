@@ -162,15 +162,100 @@ def test_training_with_missing_modalities():
     assert clf.score(X, y) > 0.6
 
 
-def test_inference_order_last_uses_one_order(fitted):
+def test_inference_order_is_read_at_prediction_time(fitted):
+    clf, X, _ = fitted
+    other = copy.deepcopy(clf)
+    outputs = {}
+    for mode in ("weighted", "hybrid", "last"):
+        outputs[mode] = other.set_params(inference_order=mode).predict_proba(X)
+    assert not np.allclose(outputs["hybrid"], outputs["last"])
+    assert not np.allclose(outputs["hybrid"], outputs["weighted"])
+    # switching back restores the default prediction
+    other.set_params(inference_order="weighted")
+    np.testing.assert_allclose(other.predict_proba(X), clf.predict_proba(X))
+
+
+def test_last_order_predicts_with_the_kept_training_order(fitted):
+    from sklearn_modeq._inference import InferencePlan, fused_outputs
+
     clf, X, _ = fitted
     last = copy.deepcopy(clf).set_params(inference_order="last")
-    hybrid = clf.predict_proba(X)
-    single = last.predict_proba(X)
-    assert not np.allclose(hybrid, single)
-    # switching back restores the hybrid prediction
-    last.set_params(inference_order="hybrid")
-    np.testing.assert_allclose(last.predict_proba(X), hybrid)
+    index = [clf.modalities_.index(m) for m in clf.training_order_]
+    _, logits, _ = fused_outputs(
+        clf.net_, clf._validated(X), InferencePlan([[tuple(index)]])
+    )
+    np.testing.assert_allclose(last.predict_proba(X).argmax(1), logits.argmax(1))
+
+
+def test_transform_is_the_state_the_head_classifies(fitted):
+    clf, X, _ = fitted
+    for mode in ("weighted", "hybrid", "last"):
+        est = copy.deepcopy(clf).set_params(inference_order=mode)
+        fused = est.transform(X)
+        assert fused.shape == (len(X["strong"]), clf.hidden_size)
+        head = est.net_.module_.head
+        logits = head(torch.as_tensor(fused)).detach().double().numpy()
+        if mode == "weighted":
+            logits = logits / float(est.combiner_.log_temperature.exp())
+        proba = np.exp(logits - logits.max(1, keepdims=True))
+        proba /= proba.sum(1, keepdims=True)
+        np.testing.assert_allclose(proba, est.predict_proba(X), atol=1e-5)
+    names = clf.get_feature_names_out()
+    assert len(names) == clf.hidden_size
+    assert names[0] == "shapleyalternatingclassifier0"
+
+
+def test_concurrent_predictions_with_different_settings_equal_sequential(fitted):
+    # Regression (issue 15): inference set the order on the shared torch module
+    # at every call, so threads with different settings could race.
+    from concurrent.futures import ThreadPoolExecutor
+
+    clf, X, _ = fitted
+    models = {m: copy.copy(clf).set_params(inference_order=m) for m in
+              ("weighted", "hybrid", "last")}
+    jobs = [("weighted", "hybrid", "last", "hybrid")[i % 4] for i in range(8)]
+    expected = {m: models[m].predict_proba(X) for m in models}
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda m: models[m].predict_proba(X), jobs))
+    for mode, proba in zip(jobs, got):
+        np.testing.assert_array_equal(proba, expected[mode])
+
+
+def test_combiner_is_fitted_on_the_validation_split(fitted):
+    clf, _, _ = fitted
+    combiner = clf.combiner_
+    n_orders = len(clf.net_.module_.orders)
+    assert combiner.kinds.tolist() == [0] * n_orders + [1, 2]
+    moved = (combiner.bias - combiner.prior_bias).abs().sum() + combiner.slope.abs().sum()
+    assert float(moved) > 0
+
+
+def test_without_validation_split_the_combiner_keeps_its_prior():
+    X, y = imbalanced(n=120)
+    clf = small(max_epochs=2, validation_fraction=0.0).fit(X, y)
+    torch.testing.assert_close(clf.combiner_.bias, clf.combiner_.prior_bias)
+    assert float(clf.combiner_.slope.abs().sum()) == 0.0
+
+
+def test_tied_shapley_values_keep_the_previous_order():
+    from sklearn_modeq._training import ShapleyScheduler
+
+    scheduler = ShapleyScheduler()
+    assert scheduler._next_order(np.array([0.2, 0.1, 0.2]), [2, 1, 0]) == [1, 2, 0]
+    assert scheduler._next_order(np.array([0.2, 0.1, 0.2]), [0, 1, 2]) == [1, 0, 2]
+
+
+def test_small_validation_split_pools_recent_epochs():
+    from sklearn_modeq._training import ShapleyScheduler
+
+    scheduler = ShapleyScheduler(min_samples=10).initialize()
+    scheduler.masks_ = [1, 2, 3]
+    truth = np.array([0, 1, 0, 1])
+    for epoch in range(4):
+        pred, y = scheduler._pool(np.full((3, 4), epoch % 2), truth)
+    # ceil(10 / 4) = 3 epochs pooled: the last three
+    assert pred.shape == (3, 12) and y.shape == (12,)
+    np.testing.assert_array_equal(pred[0], [1] * 4 + [0] * 4 + [1] * 4)
 
 
 @pytest.mark.parametrize(

@@ -1,18 +1,26 @@
 """The torch model: Eq. 9-14 by hand, masks, hybrid orders, batch independence."""
 
 import itertools
+import math
 
 import pytest
 import torch
 
 from sklearn_modeq.nn import (
+    CandidateCombiner,
     CrossModalMapping,
     MemoryCell,
     ModalityChainNet,
     OrderTrie,
+    candidate_groups,
     correlation_matrix,
+    fit_combiner,
+    mapping_matrix,
+    pairwise_correlations,
+    restrict,
     sample_orders,
     threshold_correlation,
+    williams_design,
 )
 
 
@@ -29,15 +37,26 @@ def inputs(batch=5, seed=0, dims=(3, 2, 4)):
     return {n: torch.randn(batch, d, generator=g) for n, d in zip("abc", dims)}
 
 
-def test_correlation_matrix_by_hand():
-    xi = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 2.0]])
-    xj = torch.tensor([[2.0, 1.0], [0.0, 1.0], [2.0, 0.0]])
+def train_a_little(net, order=(1, 2, 0), n_batches=3):
+    """Alternating steps on random batches: running correlations leave zero."""
+    net.train()
+    for seed in range(n_batches):
+        carry = None
+        for k in range(len(order)):
+            out = net.alternating_step(inputs(16, seed), order, k, carry)
+            carry = out.carry
+    return net.eval()
+
+
+# -- mapping (issue 11, defect 1) ---------------------------------------------------
+def test_correlation_matrix_is_centred_cosine():
+    xi = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 2.0], [3.0, 1.0]])
+    xj = torch.tensor([[2.0, 1.0], [0.0, 1.0], [2.0, 0.0], [1.0, 5.0]])
     c = correlation_matrix(xi, xj)
-    # column-wise cosines over the batch, written out
     expected = torch.empty(2, 2)
     for r in range(2):
         for q in range(2):
-            a, b = xi[:, r], xj[:, q]
+            a, b = xi[:, r] - xi[:, r].mean(), xj[:, q] - xj[:, q].mean()
             expected[r, q] = (a @ b) / (a.norm() * b.norm())
     torch.testing.assert_close(c, expected)
 
@@ -49,38 +68,105 @@ def test_threshold_zeroes_weak_entries_and_sets_unit_diagonal():
     torch.testing.assert_close(out, expected)
 
 
-def test_mapping_forward_matches_eq_11_and_tracks_running_average():
+def test_mapping_matrix_rows_average():
+    c = torch.tensor([[0.5, 0.5], [0.1, 0.3]])
+    m = mapping_matrix(c, tau=0.2)
+    torch.testing.assert_close(m, torch.tensor([[2 / 3, 1 / 3], [0.0, 1.0]]))
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_pairwise_correlations_match_each_pair_over_co_present_rows(dense):
+    g = torch.Generator().manual_seed(0)
+    feats = torch.relu(torch.randn(40, 3, 5, generator=g))
+    present = torch.rand(40, 3, generator=g) > (-1 if dense else 0.3)
+    corr, counts = pairwise_correlations(feats, present)
+    for i, j in itertools.permutations(range(3), 2):
+        both = present[:, i] & present[:, j]
+        assert counts[i, j] == both.sum()
+        expected = correlation_matrix(feats[both, i], feats[both, j])
+        torch.testing.assert_close(corr[i, j], expected, atol=1e-5, rtol=1e-4)
+
+
+def _independent_relu_features(n=4096, h=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.relu(torch.randn(n, 2, h, generator=g))
+
+
+def test_unrelated_post_relu_features_survive_no_threshold():
+    # Regression (issue 11): the uncentred cosine of independent non-negative
+    # features is ~0.3, so tau=0.2 kept nearly every entry.
+    feats = _independent_relu_features()
+    corr, _ = pairwise_correlations(feats, torch.ones(4096, 2, dtype=torch.bool))
+    off = ~torch.eye(32, dtype=torch.bool)
+    assert (corr[0, 1][off] > 0.2).float().mean() < 0.01
+    uncentred = feats[:, 0].T @ feats[:, 1]
+    uncentred = uncentred / torch.outer(
+        feats[:, 0].norm(dim=0), feats[:, 1].norm(dim=0)
+    )
+    assert (uncentred[off] > 0.2).float().mean() > 0.9  # the old reading
+
+
+def test_surviving_share_falls_as_tau_rises():
+    g = torch.Generator().manual_seed(1)
+    shared = torch.randn(2048, 8, generator=g)
+    xi = torch.relu(torch.cat([shared, torch.randn(2048, 24, generator=g)], 1))
+    xj = torch.relu(torch.cat([shared + 0.5 * torch.randn(2048, 8, generator=g),
+                               torch.randn(2048, 24, generator=g)], 1))
+    c = correlation_matrix(xi, xj)
+    off = ~torch.eye(32, dtype=torch.bool)
+    shares = [float((threshold_correlation(c, t)[off] > 0).float().mean())
+              for t in (0.0, 0.1, 0.2, 0.3, 0.6)]
+    assert all(a >= b for a, b in zip(shares, shares[1:]))
+    assert shares[2] < 0.1 < shares[0]
+
+
+def test_mapped_features_stay_on_the_scale_of_the_input():
     torch.manual_seed(0)
-    xi, xj = torch.randn(6, 3), torch.randn(6, 3)
+    mapping = CrossModalMapping(2, 16, tau=0.0)
+    for _ in range(20):  # strongly correlated features: many entries survive
+        base = torch.relu(torch.randn(64, 1))
+        feats = [base + 0.1 * torch.rand(64, 16), base + 0.1 * torch.rand(64, 16)]
+        mapping.update(feats, torch.ones(64, 2, dtype=torch.bool))
+    assert (mapping.maps[0, 1] > 0).float().mean() > 0.9
+    xj = torch.relu(torch.randn(100, 16)) * 3
+    xhat = mapping(xj, 0, 1)
+    assert xhat.max() <= xj.max() + 1e-5 and xhat.min() >= 0
+    torch.testing.assert_close(xhat.mean(), xj.mean(), rtol=0.2, atol=0.0)
+
+
+def test_running_correlation_is_a_cumulative_then_momentum_average():
+    torch.manual_seed(0)
     mapping = CrossModalMapping(2, 3, tau=0.1, momentum=0.5)
-    c = threshold_correlation(correlation_matrix(xi, xj), 0.1)
-    mapping.train()
-    torch.testing.assert_close(mapping(xi, xj, 0, 1), xj @ c.T)
-    # first update replaces the identity outright (cumulative average)
-    torch.testing.assert_close(mapping.running[0, 1], c)
-    # the reverse pair is untouched
-    torch.testing.assert_close(mapping.running[1, 0], torch.eye(3))
-    mapping.eval()
-    other = torch.randn(2, 3)
-    torch.testing.assert_close(mapping(other[:, :3], other, 0, 1), other @ c.T)
+    present = torch.ones(6, 2, dtype=torch.bool)
+    a = [torch.randn(6, 3), torch.randn(6, 3)]
+    b = [torch.randn(6, 3), torch.randn(6, 3)]
+    mapping.update(a, present)
+    ca = correlation_matrix(*a)
+    torch.testing.assert_close(mapping.running[0, 1], ca, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(mapping.running[1, 0], ca.T, atol=1e-6, rtol=1e-5)
+    mapping.update(b, present)
+    expected = 0.5 * ca + 0.5 * correlation_matrix(*b)
+    torch.testing.assert_close(mapping.running[0, 1], expected, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(mapping.maps[0, 1], mapping_matrix(expected, 0.1))
+    assert mapping.n_updates.tolist() == [[0, 2], [2, 0]]
 
 
-def test_mapping_falls_back_to_a_copy_of_the_running_matrix_while_training():
-    # A pair seen by fewer than 2 rows uses the running matrix; a later update of
-    # the same pair in the same forward must not break backward (regression).
-    torch.manual_seed(0)
-    mapping = CrossModalMapping(2, 3, tau=0.1).train()
-    xi, xj = torch.randn(6, 3), torch.randn(6, 3, requires_grad=True)
-    one_row = torch.zeros(6, dtype=torch.bool)
-    one_row[0] = True
-    before = mapping.running[0, 1].clone()
-    sparse = mapping(xi, xj, 0, 1, rows=one_row)
-    torch.testing.assert_close(sparse, xj.detach() @ before.T)
-    dense = mapping(xi, xj, 0, 1)
-    (sparse.sum() + dense.sum()).backward()
-    assert xj.grad is not None and torch.isfinite(xj.grad).all()
+def test_pair_seen_by_fewer_than_two_rows_is_not_updated():
+    mapping = CrossModalMapping(2, 3, tau=0.1)
+    present = torch.tensor([[True, True], [True, False], [False, True]])
+    mapping.update([torch.randn(3, 3), torch.randn(3, 3)], present)
+    assert mapping.n_updates.sum() == 0
+    torch.testing.assert_close(mapping.maps[0, 1], torch.eye(3))
 
 
+def test_mapping_forward_matches_eq_11():
+    mapping = CrossModalMapping(2, 3, tau=0.1)
+    mapping.update([torch.randn(8, 3), torch.randn(8, 3)], torch.ones(8, 2).bool())
+    xj = torch.randn(4, 3)
+    torch.testing.assert_close(mapping(xj, 0, 1), xj @ mapping.maps[0, 1].T)
+
+
+# -- memory cell -------------------------------------------------------------------------
 def test_memory_cell_matches_eq_12_to_14():
     torch.manual_seed(0)
     cell = MemoryCell(2)
@@ -92,14 +178,21 @@ def test_memory_cell_matches_eq_12_to_14():
     torch.testing.assert_close(cell(s, xhat), expected)
 
 
+def test_chain_starts_with_the_cell_on_a_zero_state():
+    torch.manual_seed(0)
+    cell = MemoryCell(3)
+    x = torch.randn(5, 3)
+    torch.testing.assert_close(cell.start(x), cell(torch.zeros(5, 3), x))
+
+
+# -- the chain -----------------------------------------------------------------------------
 def test_chain_of_two_by_hand():
     torch.manual_seed(0)
-    net = make_net(modalities=["a", "b"], input_dims=[3, 2], tau=0.0).eval()
+    net = train_a_little(make_net(modalities=["a", "b"], input_dims=[3, 2], tau=0.0), (0, 1))
     x = inputs(4, dims=(3, 2))
-    net.mapping.running[0, 1] = threshold_correlation(torch.rand(4, 4), 0.3)
     fa = torch.relu(net.adapters[0][0](x["a"]))
     fb = torch.relu(net.adapters[1][0](x["b"]))
-    state = net.fusion(fa, fb @ net.mapping.running[0, 1].T)
+    state = net.fusion(net.fusion.start(fa), fb @ net.mapping.maps[0, 1].T)
     feats, present = net.encode(x)
     carry = net.run_order(feats, present, (0, 1))
     torch.testing.assert_close(carry.state, state)
@@ -107,7 +200,7 @@ def test_chain_of_two_by_hand():
 
 def test_hybrid_forward_averages_all_orders():
     torch.manual_seed(0)
-    net = make_net().eval()
+    net = train_a_little(make_net())
     x = inputs()
     feats, present = net.encode(x)
     states = [
@@ -119,15 +212,12 @@ def test_hybrid_forward_averages_all_orders():
 
 @pytest.mark.parametrize("mapping", [True, False])
 @pytest.mark.parametrize("memory", [True, False])
-def test_cached_pair_work_equals_running_every_order(mapping, memory):
-    # Inference reuses each (predecessor, modality) pair's mapping and gate
-    # projection across orders; with per-sample predecessors (missing rows) it
-    # must equal running every order from scratch.
+def test_shared_pair_work_equals_running_every_order(mapping, memory):
+    # the trie walk reuses each pair's mapping and gate projection across
+    # orders; with per-sample predecessors (missing rows) it must equal running
+    # every order from scratch
     torch.manual_seed(0)
-    net = make_net(mapping=mapping, memory=memory).train()
-    for seed in range(3):  # running matrices away from the identity
-        net.alternating_logits(inputs(16, seed), (1, 2, 0), 2)
-    net.eval()
+    net = train_a_little(make_net(mapping=mapping, memory=memory))
     x = inputs(12, seed=7)
     x["a"][[1, 4, 5]] = float("nan")
     x["b"][[2, 5, 9]] = float("nan")
@@ -141,21 +231,17 @@ def test_cached_pair_work_equals_running_every_order(mapping, memory):
 
 def test_missing_modality_is_skipped_per_sample():
     torch.manual_seed(0)
-    net = make_net().eval()
+    net = train_a_little(make_net())
     x = inputs()
     x["b"][1] = float("nan")
     feats, present = net.encode(x)
     assert present[:, 1].tolist() == [True, False, True, True, True]
     got = net.run_order(feats, present, (0, 1, 2)).state[1]
-    # sample 1 without b is exactly the chain a -> c
-    only = {k: v[1:2] for k, v in x.items() if k != "b"}
-    sub = make_net(modalities=["a", "c"], input_dims=[3, 4]).eval()
-    sub.adapters[0].load_state_dict(net.adapters[0].state_dict())
-    sub.adapters[1].load_state_dict(net.adapters[2].state_dict())
-    sub.fusion.load_state_dict(net.fusion.state_dict())
-    sub.mapping.running[0, 1] = net.mapping.running[0, 2]
-    f2, p2 = sub.encode(only)
-    torch.testing.assert_close(got, sub.run_order(f2, p2, (0, 1)).state[0])
+    alone = net.run_order(feats, present, (0, 2)).state[1]
+    torch.testing.assert_close(got, alone)
+    fa, fc = feats[0][1:2], feats[2][1:2]
+    by_hand = net.fusion(net.fusion.start(fa), fc @ net.mapping.maps[0, 2].T)
+    torch.testing.assert_close(got, by_hand[0])
 
 
 def test_hybrid_over_all_orders_equals_hybrid_over_present_ones():
@@ -173,11 +259,7 @@ def test_hybrid_over_all_orders_equals_hybrid_over_present_ones():
 
 def test_prediction_is_batch_independent():
     torch.manual_seed(0)
-    net = make_net()
-    net.train()
-    for seed in range(3):  # populate the running matrices
-        net.alternating_logits(inputs(16, seed), (2, 0, 1), 2)
-    net.eval()
+    net = train_a_little(make_net())
     x = inputs(64, seed=5)
     x["a"][3] = float("nan")
     big = net(**x)
@@ -186,9 +268,19 @@ def test_prediction_is_batch_independent():
         torch.testing.assert_close(alone[0], big[row], rtol=1e-5, atol=1e-6)
 
 
+def test_inference_does_not_change_the_module():
+    torch.manual_seed(0)
+    net = train_a_little(make_net())
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    net(**inputs(8))
+    net.subset_logits(inputs(8), [(0,), (1, 2)])
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+
+
 def test_subset_logits_share_work_but_match_separate_runs():
     torch.manual_seed(0)
-    net = make_net().eval()
+    net = train_a_little(make_net())
     x = inputs(6)
     subsets = [(0,), (1, 2), (0, 1, 2)]
     logits, covered = net.subset_logits(x, subsets)
@@ -201,24 +293,106 @@ def test_subset_logits_share_work_but_match_separate_runs():
         torch.testing.assert_close(logits[k], net(**masked))
 
 
+# -- the alternating step (issue 11, defects 2 and 3) --------------------------------------
 def test_alternating_step_freezes_earlier_adapters():
     torch.manual_seed(0)
     net = make_net().train()
-    logits, rows = net.alternating_logits(inputs(8), (1, 0, 2), 1)
-    logits.sum().backward()
+    out = net.alternating_step(inputs(8), (1, 0, 2), 1)
+    sum(z.sum() for z, _ in out.terms).backward()
     assert net.adapters[1][0].weight.grad is None  # earlier: frozen
     assert net.adapters[0][0].weight.grad is not None  # trained modality
     assert net.adapters[2][0].weight.grad is None  # later: not used
     assert net.fusion.gates.weight.grad is not None
-    assert rows.all()
 
 
-def test_sample_orders_caps_and_is_seeded():
-    assert len(sample_orders((0, 1, 2), 720, 0)) == 6
-    sampled = sample_orders(tuple(range(7)), 50, seed=1)
-    assert len(sampled) == len(set(sampled)) == 50
-    assert sampled == sample_orders(tuple(range(7)), 50, seed=1)
-    assert sampled != sample_orders(tuple(range(7)), 50, seed=2)
+def test_every_step_has_the_trained_modalitys_own_term():
+    # Regression (issue 11): the modality placed last was only ever trained
+    # through the chain, never alone, so its unimodal accuracy was poor.
+    torch.manual_seed(0)
+    net = make_net().train()
+    x = inputs(8)
+    out = net.alternating_step(x, (1, 0, 2), 2)
+    assert len(out.terms) == 2
+    own, rows = out.terms[1]
+    feats = torch.relu(net.adapters[2][0](x["c"]))
+    torch.testing.assert_close(own, net.head(net.fusion.start(feats))[rows])
+
+
+def test_carry_continues_the_chain_of_the_previous_step():
+    torch.manual_seed(0)
+    net = make_net().eval()  # no running update: both paths see the same maps
+    x = inputs(8)
+    x["b"][[0, 3]] = float("nan")
+    carry = None
+    for k in range(3):
+        out = net.alternating_step(x, (1, 0, 2), k, carry)
+        carry = out.carry
+    fresh = net.alternating_step(x, (1, 0, 2), 2)  # prefix run from scratch
+    torch.testing.assert_close(out.terms[0][0], fresh.terms[0][0])
+    feats, present = net.encode(x)
+    full = net.run_order(feats, present, (1, 0, 2)).state
+    torch.testing.assert_close(carry.state, full)
+
+
+def test_fusion_term_trains_the_cell_and_head_on_a_full_order_only():
+    torch.manual_seed(0)
+    net = make_net().train()
+    out = net.alternating_step(inputs(8), (1, 0, 2), 0, fusion_order=(2, 0, 1))
+    fused, rows = out.terms[-1]
+    assert rows.all() and fused.shape == (8, 3)
+    fused.sum().backward()
+    for adapter in net.adapters:
+        grad = adapter[0].weight.grad
+        assert grad is None or not grad.any()
+    assert net.fusion.gates.weight.grad is not None
+    assert net.head.weight.grad is not None
+
+
+def test_every_ordered_pair_keeps_updating():
+    # Regression (issue 11): only the Shapley order's pairs were trained; the
+    # reverse pair's running matrix froze after the first epoch.
+    torch.manual_seed(0)
+    net = train_a_little(make_net(), order=(0, 1, 2), n_batches=4)
+    off = ~torch.eye(3, dtype=torch.bool)
+    assert (net.mapping.n_updates[off] == 4).all()
+
+
+# -- orders ----------------------------------------------------------------------------------
+def test_sample_orders_keeps_all_orders_under_the_cap():
+    assert sorted(sample_orders((0, 1, 2), 6, 0)) == sorted(
+        itertools.permutations(range(3))
+    )
+
+
+@pytest.mark.parametrize("n", range(2, 9))
+def test_williams_design_balances_positions_and_adjacent_pairs(n):
+    design = williams_design(n)
+    assert len(design) == (n if n % 2 == 0 else 2 * n)
+    assert all(sorted(row) == list(range(n)) for row in design)
+    for position in range(n):
+        counts = [sum(row[position] == m for row in design) for m in range(n)]
+        assert len(set(counts)) == 1
+    pairs = [(row[t], row[t + 1]) for row in design for t in range(n - 1)]
+    assert len(set(pairs)) == n * (n - 1)
+    assert len(pairs) == len(set(pairs)) * (1 if n % 2 == 0 else 2)
+
+
+def test_sample_orders_is_balanced_seeded_and_capped():
+    sampled = sample_orders(tuple(range(6)), 12, seed=1)
+    assert len(sampled) == len(set(sampled)) == 12
+    assert sampled == sample_orders(tuple(range(6)), 12, seed=1)
+    assert sampled != sample_orders(tuple(range(6)), 12, seed=2)
+    lasts = [o[-1] for o in sampled]
+    assert all(lasts.count(m) == 2 for m in range(6))
+    assert len(sample_orders(tuple(range(7)), 10, seed=0)) == 10
+
+
+def test_coalition_orders_are_restrictions_of_the_shared_sample():
+    orders = [(0, 1, 2, 3), (3, 2, 1, 0)]
+    assert restrict(orders, (1, 3)) == [(1, 3), (3, 1)]
+    net = make_net(modalities=list("abcdefg"), input_dims=[2] * 7, max_orders=14)
+    assert len(net.orders) == 14
+    assert net.orders_of((0, 4)) == restrict(net.orders, (0, 4))
 
 
 def test_order_trie_shares_prefixes():
@@ -228,3 +402,36 @@ def test_order_trie_shares_prefixes():
     trie.walk((), lambda c, j, d: (*c, j), lambda c, ends: visited.append((c, ends)))
     assert sorted(v[0] for v in visited) == sorted(itertools.permutations(range(3)))
     assert all(ends == [(0, pytest.approx(1 / 6))] for _, ends in visited)
+
+
+# -- the combiner ----------------------------------------------------------------------------
+def test_candidate_groups_are_orders_then_each_modality():
+    groups, kinds = candidate_groups([(0, 1), (1, 0)], 2)
+    assert groups == [[(0, 1)], [(1, 0)], [(0,)], [(1,)]]
+    assert kinds == [0, 0, 1, 2]
+
+
+def test_combiner_weights_are_a_distribution_over_available_candidates():
+    combiner = CandidateCombiner([0, 0, 1], [0.0, -1.0])
+    logits = torch.randn(3, 5, 4)
+    available = torch.ones(3, 5, dtype=torch.bool)
+    available[2, :2] = False
+    w = combiner.weights(logits, available)
+    torch.testing.assert_close(w.sum(0), torch.ones(5))
+    assert (w[2, :2] == 0).all()
+    # prior: orders share weight equally, the modality alone weighs e^-1 as much
+    torch.testing.assert_close(w[2, 2:], torch.full((3,), math.exp(-1) / (2 + math.exp(-1))))
+
+
+def test_combiner_learns_to_ignore_a_useless_candidate():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 3, (300,), generator=g)
+    good = torch.nn.functional.one_hot(y, 3).float() * 3 + torch.randn(300, 3, generator=g)
+    noise = torch.randn(300, 3, generator=g) * 3
+    logits = torch.stack([good, noise])
+    available = torch.ones(2, 300, dtype=torch.bool)
+    fitted = fit_combiner(logits, available, y, [0, 1], [0.0, 0.0])
+    w = fitted.weights(logits, available)
+    assert w[0].mean() > 0.9
+    accuracy = (fitted(logits, available).argmax(1) == y).float().mean()
+    assert accuracy >= (good.argmax(1) == y).float().mean() - 0.01

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .adapter import ModalityAdapter
+from .chain import StepOutput
 
 __all__ = [
     "ConcatFusion",
@@ -186,7 +187,7 @@ def _entropy(logits: torch.Tensor) -> torch.Tensor:
 class SharedHeadFusion(FusionNet):
     """Adapters and one head shared by all modalities (MLA, Zhang et al. 2024).
 
-    Training (:meth:`alternating_logits`) passes one modality at a time through
+    Training (:meth:`alternating_step`) passes one modality at a time through
     the shared head. At test time the unimodal logits are fused per sample with
     weights ``softmax(-entropy)`` over the present modalities (the less
     uncertain a modality's prediction, the larger its weight).
@@ -233,22 +234,25 @@ class SharedHeadFusion(FusionNet):
         weights = torch.softmax(score, dim=0)
         return (weights[:, :, None] * z).sum(dim=0)
 
-    def alternating_logits(self, inputs, order: Sequence[int], k: int):
+    def alternating_step(
+        self, inputs, order: Sequence[int], k: int, carry=None, fusion_order=None
+    ):
         """Shared-head logits of modality ``order[k]`` alone, on the rows that have it.
 
-        The head input is kept in ``last_input`` for the projection step.
+        The same interface as the chain's alternating step (one loss term; MLA
+        carries nothing between steps and has no fusion term). The head input is
+        kept in ``last_input`` for the projection step.
 
         Returns
         -------
-        logits : Tensor of shape (n_rows, n_classes)
-        rows : Tensor of shape (batch,), bool
+        StepOutput
         """
         m = order[k]
         x = inputs[self.modalities[m]]
         rows = ~torch.isnan(x[:, 0])
         feats = self.adapters[m](x[rows])
         self.last_input = feats.detach()
-        return self.head(feats), rows
+        return StepOutput([(self.head(feats), rows)], None)
 
     @torch.no_grad()
     def remember(self, m: int, feats: torch.Tensor) -> None:

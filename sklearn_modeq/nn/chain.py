@@ -1,4 +1,9 @@
-"""The full model: adapters, the chain over a modality order, and the shared head."""
+"""The full model: adapters, the chain over a modality order, and the shared head.
+
+This module produces chain states: for the alternating training steps, and for
+any set of order groups at inference (hybrid orders, coalitions, candidates).
+How candidates are weighed is :mod:`.combiner`'s job.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from torch import nn
 from .adapter import ModalityAdapter
 from .fusion import AdditiveFusion, MemoryCell
 from .mapping import CrossModalMapping
-from .orders import OrderTrie, sample_orders
+from .orders import OrderTrie, restrict, sample_orders
 
 
 class ChainCarry(NamedTuple):
@@ -26,16 +31,32 @@ class ChainCarry(NamedTuple):
     started: torch.Tensor
     last: torch.Tensor
 
+    def detach(self) -> ChainCarry:
+        return ChainCarry(self.state.detach(), self.started, self.last)
+
+
+class StepOutput(NamedTuple):
+    """One alternating step: loss terms and the chain state it leaves.
+
+    terms : list of (logits, rows); each term is the cross-entropy of ``logits``
+    (n_rows, n_classes) against the labels of the batch rows selected by the bool
+    mask ``rows``. carry : the chain state after the step, detached.
+    """
+
+    terms: list
+    carry: ChainCarry
+
 
 class ModalityChainNet(nn.Module):
     """Adapters -> cross-modal chain over a modality order -> shared linear head.
 
-    For an order ``(pi_1, ..., pi_k)`` the state starts at the adapter output of
-    the first modality present in the sample; each next present modality ``j`` is
-    mapped against its predecessor ``i`` (:class:`CrossModalMapping`) and fused
-    into the state (:class:`MemoryCell`). Absent modalities (all-NaN input rows)
-    are skipped per sample with masks. The head classifies the state whatever
-    the chain length, so any coalition of modalities is read off the same model.
+    For an order ``(pi_1, ..., pi_k)`` the state starts as the memory cell
+    applied to a zero state and the adapter output of the first modality present
+    in the sample; each next present modality ``j`` is mapped against its
+    predecessor ``i`` (:class:`CrossModalMapping`) and fused into the state
+    (:class:`MemoryCell`). Absent modalities (all-NaN input rows) are skipped per
+    sample with masks. The head classifies the state whatever the chain length,
+    so any coalition of modalities is read off the same model.
 
     Parameters
     ----------
@@ -59,10 +80,12 @@ class ModalityChainNet(nn.Module):
         Fuse with the memory cell; False fuses by addition.
     mapping_momentum : float, default=0.1
         Momentum of the running correlation matrices.
-    max_orders : int, default=720
-        Cap on the orders averaged by hybrid-order inference.
+    max_orders : int, default=12
+        Number of orders hybrid inference averages when there are more
+        (:func:`~.orders.sample_orders`); every coalition uses their
+        restrictions.
     order_seed : int, default=0
-        Seed of the fixed order sample used above ``max_orders``.
+        Seed of that order sample.
     """
 
     def __init__(
@@ -77,13 +100,11 @@ class ModalityChainNet(nn.Module):
         mapping: bool = True,
         memory: bool = True,
         mapping_momentum: float = 0.1,
-        max_orders: int = 720,
+        max_orders: int = 12,
         order_seed: int = 0,
     ):
         super().__init__()
         self.modalities = list(modalities)
-        self.max_orders = max_orders
-        self.order_seed = order_seed
         n = len(self.modalities)
         self.adapters = nn.ModuleList(
             ModalityAdapter(d, hidden_size, adapter_layers, dropout) for d in input_dims
@@ -95,24 +116,21 @@ class ModalityChainNet(nn.Module):
         )
         self.fusion = MemoryCell(hidden_size) if memory else AdditiveFusion()
         self.head = nn.Linear(hidden_size, n_classes)
-        #: None for hybrid-order inference; an order of modality indices to
-        #: predict with that single order instead (the "last" analysis mode).
-        self.fixed_order: tuple[int, ...] | None = None
+        #: The orders hybrid inference averages (a fixed function of the
+        #: parameters, never changed after construction).
+        self.orders = sample_orders(tuple(range(n)), max_orders, order_seed)
 
-    # -- orders ---------------------------------------------------------------
-    def orders_of(self, subset: tuple[int, ...]) -> list[tuple[int, ...]]:
+    def orders_of(self, subset) -> list[tuple[int, ...]]:
         """The orders inference averages for a coalition of modalities."""
-        if self.fixed_order is not None:
-            return [tuple(m for m in self.fixed_order if m in subset)]
-        return sample_orders(subset, self.max_orders, self.order_seed)
+        return restrict(self.orders, subset)
 
     # -- pieces of the forward pass ---------------------------------------------
-    def encode(self, inputs: Mapping[str, torch.Tensor], which=None, frozen=()):
+    def encode(self, inputs: Mapping[str, torch.Tensor], which=None, grad=None):
         """Adapter outputs of the modalities in ``which`` (default all).
 
         Returns ``feats`` (list indexed by modality, None where not computed) and
-        ``present`` (batch, n_modalities) bool. Adapters in ``frozen`` run without
-        gradient.
+        ``present`` (batch, n_modalities) bool. Only the modalities in ``grad``
+        (default all) are computed with gradient.
         """
         xs = [inputs[name] for name in self.modalities]
         present = torch.stack([~torch.isnan(x[:, 0]) for x in xs], dim=1)
@@ -120,109 +138,88 @@ class ModalityChainNet(nn.Module):
         feats: list[torch.Tensor | None] = [None] * len(xs)
         for m in which:
             x = torch.nan_to_num(xs[m], nan=0.0)
-            if m in frozen:
-                with torch.no_grad():
-                    feats[m] = self.adapters[m](x)
-            else:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and (grad is None or m in grad)):
                 feats[m] = self.adapters[m](x)
         return feats, present
 
-    def start(self, present: torch.Tensor, hidden_size: int) -> ChainCarry:
+    def empty_carry(self, present: torch.Tensor) -> ChainCarry:
         batch = present.shape[0]
         return ChainCarry(
-            present.new_zeros((batch, hidden_size), dtype=self.head.weight.dtype),
+            present.new_zeros(
+                (batch, self.head.in_features), dtype=self.head.weight.dtype
+            ),
             present.new_zeros(batch, dtype=torch.bool),
             present.new_full((batch,), -1, dtype=torch.long),
         )
 
-    def _mapped(self, feats, carry: ChainCarry, j: int, fuse, prefix, all_present):
-        """Next modality's features mapped against each sample's predecessor."""
-        if self.mapping is None:
-            return feats[j]
-        if all_present:
-            # without missing data every sample has the same predecessor
-            i = prefix[-1]
-            return self.mapping(feats[i], feats[j], i, j)
-        xhat = feats[j]
-        for i in prefix:
-            rows = fuse & (carry.last == i)
-            mapped = self.mapping(feats[i], feats[j], i, j, rows=rows)
-            xhat = torch.where(rows[:, None], mapped, xhat)
-        return xhat
+    def _start(self, feats, j: int, cache: dict):
+        """Start state of modality ``j``: the cell applied to a zero state."""
+        key = (None, j)
+        if key not in cache:
+            projected = self.fusion.project_input(feats[j])
+            cache[key] = (feats[j], projected)
+            cache["start", j] = self.fusion.start_projected(feats[j], projected)
+        return cache["start", j]
 
-    def _pair(self, feats, i: int, j: int, pairs: dict):
-        """Inference only: ``j`` mapped against ``i`` and its projection by the
-        fusion, computed once per ordered pair.
+    def _pair(self, feats, i: int, j: int, cache: dict):
+        """``j`` mapped against ``i`` and its projection by the fusion cell.
 
-        With the running correlation matrices (evaluation mode) both depend on
-        the pair alone, not on the rest of the order, so every trie node of the
-        pair reuses them and a chain step costs one state product.
+        Both depend on the pair alone, not on the rest of the order, so every
+        chain step (and every trie node) of the pair shares them through
+        ``cache``; a step then costs one state product.
         """
-        if (i, j) not in pairs:
-            xhat = (
-                feats[j]
-                if self.mapping is None
-                else self.mapping(feats[i], feats[j], i, j)
-            )
-            pairs[i, j] = (xhat, self.fusion.project_input(xhat))
-        return pairs[i, j]
-
-    def _fuse_with_pairs(self, carry, feats, j, fuse, prefix, pairs):
-        if fuse is None:  # every sample has the same predecessor
-            xhat, projected = self._pair(feats, prefix[-1], j, pairs)
-            return self.fusion.fuse_projected(carry.state, xhat, projected)
-        xhat, projected = self._pair(feats, prefix[0], j, pairs)
-        for i in prefix[1:]:
-            rows = (carry.last == i)[:, None]
-            mapped, proj_i = self._pair(feats, i, j, pairs)
-            xhat = torch.where(rows, mapped, xhat)
-            if projected is not None:
-                projected = torch.where(rows, proj_i, projected)
-        return self.fusion.fuse_projected(carry.state, xhat, projected)
+        if self.mapping is None:
+            self._start(feats, j, cache)
+            return cache[None, j]
+        if (i, j) not in cache:
+            xhat = self.mapping(feats[j], i, j)
+            cache[i, j] = (xhat, self.fusion.project_input(xhat))
+        return cache[i, j]
 
     def step(
-        self, carry: ChainCarry, feats, present, j: int, prefix, all_present, pairs=None
-    ):
+        self, carry: ChainCarry, feats, present, j: int, prefix, cache: dict, dense
+    ) -> ChainCarry:
         """Add modality ``j`` to the chain; ``prefix`` holds the modalities before it.
 
-        ``pairs`` (a dict, evaluation mode only) caches the per-pair work across
-        the steps of many orders.
+        ``dense`` says every sample has every modality (no masks needed).
+        ``cache`` shares per-modality and per-pair work between steps.
         """
-        if all_present:
-            # every sample has every modality: no masks to apply
+        start = self._start(feats, j, cache)
+        if dense:
             started = torch.ones_like(carry.started)
             last = torch.full_like(carry.last, j)
             if not prefix:
-                return ChainCarry(feats[j], started, last)
-            if pairs is not None:
-                return ChainCarry(
-                    self._fuse_with_pairs(carry, feats, j, None, prefix, pairs),
-                    started,
-                    last,
-                )
-            xhat = self._mapped(feats, carry, j, None, prefix, True)
-            return ChainCarry(self.fusion(carry.state, xhat), started, last)
+                return ChainCarry(start, started, last)
+            xhat, projected = self._pair(feats, prefix[-1], j, cache)
+            state = self.fusion.fuse_projected(carry.state, xhat, projected)
+            return ChainCarry(state, started, last)
         p = present[:, j]
         state = carry.state
-        if prefix:
-            fuse = p & carry.started
-            if pairs is not None:
-                fused = self._fuse_with_pairs(carry, feats, j, fuse, prefix, pairs)
-            else:
-                xhat = self._mapped(feats, carry, j, fuse, prefix, all_present)
-                fused = self.fusion(state, xhat)
+        fuse = p & carry.started
+        if prefix and bool(fuse.any()):
+            # the predecessor is the last *present* modality, per sample
+            preds = [i for i in prefix if bool((fuse & (carry.last == i)).any())]
+            xhat, projected = self._pair(feats, preds[0], j, cache)
+            for i in preds[1:]:
+                rows = (carry.last == i)[:, None]
+                mapped, proj_i = self._pair(feats, i, j, cache)
+                xhat = torch.where(rows, mapped, xhat)
+                if projected is not None:
+                    projected = torch.where(rows, proj_i, projected)
+            fused = self.fusion.fuse_projected(state, xhat, projected)
             state = torch.where(fuse[:, None], fused, state)
-        state = torch.where((p & ~carry.started)[:, None], feats[j], state)
+        state = torch.where((p & ~carry.started)[:, None], start, state)
         last = torch.where(p, torch.full_like(carry.last, j), carry.last)
         return ChainCarry(state, carry.started | p, last)
 
-    def run_order(self, feats, present, order) -> ChainCarry:
+    def run_order(self, feats, present, order, cache=None) -> ChainCarry:
         """The chain over one order (per-sample skipping of absent modalities)."""
-        all_present = bool(present.all())
-        carry = self.start(present, self.head.in_features)
+        cache = {} if cache is None else cache
+        dense = bool(present[:, list(order)].all())
+        carry = self.empty_carry(present)
         for depth, j in enumerate(order):
             carry = self.step(
-                carry, feats, present, j, tuple(order[:depth]), all_present
+                carry, feats, present, j, tuple(order[:depth]), cache, dense
             )
         return carry
 
@@ -239,20 +236,17 @@ class ModalityChainNet(nn.Module):
         states : Tensor of shape (n_groups, batch, h)
         """
         trie = OrderTrie(groups)
-        all_present = bool(present.all())
-        hidden = self.head.in_features
+        dense = bool(present.all())
         sums = present.new_zeros(
-            (trie.n_slots, present.shape[0], hidden), dtype=self.head.weight.dtype
+            (trie.n_slots, present.shape[0], self.head.in_features),
+            dtype=self.head.weight.dtype,
         )
-
-        # per-pair work is shared only with the fixed running matrices; while
-        # training each mapping call updates them from its batch
-        pairs = None if self.training else {}
+        cache: dict = {}
 
         def step(item, j, depth):
             carry, prefix = item
             return (
-                self.step(carry, feats, present, j, prefix, all_present, pairs),
+                self.step(carry, feats, present, j, prefix, cache, dense),
                 (*prefix, j),
             )
 
@@ -260,23 +254,96 @@ class ModalityChainNet(nn.Module):
             for slot, weight in ends:
                 sums[slot].add_(item[0].state, alpha=weight)
 
-        trie.walk((self.start(present, hidden), ()), step, visit)
+        trie.walk((self.empty_carry(present), ()), step, visit)
         return sums
 
-    # -- public passes --------------------------------------------------------------
+    # -- training -------------------------------------------------------------------
+    def alternating_step(
+        self, inputs, order: Sequence[int], k: int, carry=None, fusion_order=None
+    ) -> StepOutput:
+        """The loss terms of the alternating step that trains modality ``order[k]``.
+
+        The chain runs over ``order[:k+1]``: ``carry`` is the (detached) state
+        the step for ``order[k-1]`` left, or, when None, the prefix is run here
+        without gradient. Only the adapter of ``order[k]`` gets gradient (with
+        the memory cell and the head), from two terms over the samples that
+        have it: the chain's state and the modality's own state (the cell on a
+        zero state, paper Eq. 6), the latter only where the chain had started
+        before it (elsewhere both are the same state).
+
+        While training, the step with ``k == 0`` (or any step without a carry)
+        first folds the batch into the running correlations. With ``fusion_order``, a third term trains the
+        memory cell and the head along that full order, on every sample, with
+        all adapters frozen, so every order hybrid inference averages is
+        trained, not only the Shapley order.
+
+        Returns
+        -------
+        StepOutput
+        """
+        j = order[k]
+        prefix = tuple(order[:k])
+        n = len(self.modalities)
+        # once per batch: the first step, or every step when each runs its own
+        # prefix (one pass per modality)
+        update = self.training and self.mapping is not None and (k == 0 or carry is None)
+        need_all = update or fusion_order is not None
+        which = range(n) if need_all else (prefix + (j,) if carry is None else (j,))
+        feats, present = self.encode(inputs, which=which, grad=(j,))
+        if update:
+            self.mapping.update(feats, present)
+        cache: dict = {}
+        if carry is None:
+            with torch.no_grad():
+                carry = self.run_order(feats, present, prefix, cache)
+            cache = {}  # entries computed without gradient
+        p = present[:, j]
+        dense = bool(present[:, list(prefix) + [j]].all())
+        after = self.step(carry, feats, present, j, prefix, cache, dense)
+        states, rows = [after.state if dense else after.state[p]], [p]
+        own = p & carry.started
+        if prefix and bool(own.any()):
+            start = self._start(feats, j, cache)
+            states.append(start if dense else start[own])
+            rows.append(own)
+        if fusion_order is not None:
+            frozen = [f.detach() for f in feats]
+            fused = self.run_order(frozen, present, tuple(fusion_order))
+            states.append(fused.state[fused.started])
+            rows.append(fused.started)
+        # one head call for every term
+        logits = self.head(torch.cat(states)).split([len(s) for s in states])
+        terms = list(zip(logits, rows))
+        return StepOutput(terms, after.detach())
+
+    # -- inference --------------------------------------------------------------------
+    def group_states(self, inputs, groups):
+        """States of every group of orders, and where each group is available.
+
+        Adapters run once; the chains of all groups share their prefixes.
+
+        Returns
+        -------
+        states : Tensor of shape (n_groups, batch, h)
+        available : Tensor of shape (n_groups, batch), bool
+            False where a sample has none of the group's modalities.
+        """
+        feats, present = self.encode(inputs)
+        states = self.averaged_states(feats, present, groups)
+        available = torch.stack(
+            [present[:, sorted({m for o in g for m in o})].any(dim=1) for g in groups]
+        )
+        return states, available
+
     def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
         """Hybrid-order logits (Algorithm 1): average the final states over the
         orders of all modalities (absent ones skipped per sample), then apply the
         head."""
-        feats, present = self.encode(inputs)
-        orders = self.orders_of(tuple(range(len(self.modalities))))
-        state = self.averaged_states(feats, present, [orders])[0]
-        return self.head(state)
+        states, _ = self.group_states(inputs, [self.orders])
+        return self.head(states[0])
 
     def subset_logits(self, inputs, subsets: Sequence[tuple[int, ...]]):
         """Hybrid-order logits of the model restricted to each coalition.
-
-        Adapters run once; chains of all coalitions share their prefixes.
 
         Returns
         -------
@@ -285,26 +352,6 @@ class ModalityChainNet(nn.Module):
             False where a sample has none of the coalition's modalities (its
             logits are then meaningless).
         """
-        feats, present = self.encode(inputs)
-        groups = [self.orders_of(tuple(s)) for s in subsets]
-        states = self.averaged_states(feats, present, groups)
-        covered = torch.stack([present[:, list(s)].any(dim=1) for s in subsets])
+        groups = [self.orders_of(s) for s in subsets]
+        states, covered = self.group_states(inputs, groups)
         return self.head(states), covered
-
-    def alternating_logits(self, inputs, order: Sequence[int], k: int):
-        """Logits for the alternating step that trains modality ``order[k]``.
-
-        The chain runs over ``order[:k+1]`` with the adapters of ``order[:k]``
-        frozen; only samples that have ``order[k]`` take part.
-
-        Returns
-        -------
-        logits : Tensor of shape (n_rows, n_classes)
-        rows : Tensor of shape (batch,), bool
-            The samples the logits belong to.
-        """
-        prefix = tuple(order[: k + 1])
-        feats, present = self.encode(inputs, which=prefix, frozen=prefix[:-1])
-        carry = self.run_order(feats, present, prefix)
-        rows = present[:, order[k]]
-        return self.head(carry.state[rows]), rows

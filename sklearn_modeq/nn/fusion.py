@@ -16,7 +16,8 @@ class MemoryCell(nn.Module):
 
     ``[f, i, o] = sigmoid(W [s; xhat] + b)``, ``memory = f * s + i * xhat``,
     ``s' = o * tanh(memory)`` (paper Eq. 12-14, with the chain state in the role
-    of the weaker modality's features).
+    of the weaker modality's features). A chain starts with the cell applied to a
+    zero state (:meth:`start`).
 
     Parameters
     ----------
@@ -48,6 +49,18 @@ class MemoryCell(nn.Module):
         memory = torch.addcmul(forget * state, inp, xhat)
         return out * torch.tanh(memory)
 
+    def start_projected(self, xhat, projected):
+        """The cell applied to a zero state: ``o * tanh(i * xhat)``.
+
+        Every chain starts here, so a one-modality state and a fused state come
+        out of the same cell, on the same scale, for the shared head.
+        """
+        _, inp, out = projected.sigmoid().chunk(3, dim=1)
+        return out * torch.tanh(inp * xhat)
+
+    def start(self, xhat: torch.Tensor) -> torch.Tensor:
+        return self.start_projected(xhat, self.project_input(xhat))
+
     def forward(self, state: torch.Tensor, xhat: torch.Tensor) -> torch.Tensor:
         return self.fuse_projected(state, xhat, self.project_input(xhat))
 
@@ -60,6 +73,12 @@ class AdditiveFusion(nn.Module):
 
     def fuse_projected(self, state, xhat, projected):
         return state + xhat
+
+    def start_projected(self, xhat, projected):
+        return xhat
+
+    def start(self, xhat: torch.Tensor) -> torch.Tensor:
+        return xhat
 
     def forward(self, state: torch.Tensor, xhat: torch.Tensor) -> torch.Tensor:
         return state + xhat

@@ -1,13 +1,32 @@
-"""Thresholded cross-modal correlation mapping (paper Eq. 9-11, DESIGN section 3)."""
+"""Thresholded cross-modal correlation mapping (paper Eq. 9-11, DESIGN section 3).
+
+Our reading of Eq. 9-11. ``C`` is the Pearson correlation between the feature
+columns of the predecessor ``X_i`` and the next modality ``X_j`` (centred over
+the samples, then cosine), entries ``<= tau`` are zeroed, the diagonal is set
+to 1 and each row is divided by its sum, so ``Xhat_j = X_j @ C.T`` is a
+weighted average of ``X_j``'s features and stays on ``X_j``'s scale. Without
+the centring, post-ReLU features of unrelated modalities have cosines around
+0.3, above any ``tau`` of the paper, and without the row normalisation
+``Xhat_j`` grows with the number of surviving entries (issue 11).
+
+``C`` carries no gradient, so nothing is gained by using a noisy 64-sample
+estimate of it while training: the correlation is a running average over the
+training batches (like BatchNorm's running statistics) and the same thresholded
+matrix serves training and inference. A prediction therefore never depends on
+the other samples of its batch, and inference reads a buffer without changing
+anything (safe to share between threads).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 
 def correlation_matrix(xi: torch.Tensor, xj: torch.Tensor, eps=1e-8) -> torch.Tensor:
-    """Cosine similarity between the feature columns of two batches (Eq. 9).
+    """Pearson correlation between the feature columns of two batches (Eq. 9).
 
     Parameters
     ----------
@@ -17,89 +36,136 @@ def correlation_matrix(xi: torch.Tensor, xj: torch.Tensor, eps=1e-8) -> torch.Te
     Returns
     -------
     C : Tensor of shape (h, h)
-        ``C[r, q]`` is the cosine between column ``r`` of ``xi`` and column ``q``
-        of ``xj`` over the batch.
+        ``C[r, q]`` is the correlation between column ``r`` of ``xi`` and column
+        ``q`` of ``xj`` over the batch; 0 where a column is constant.
     """
+    xi = xi - xi.mean(dim=0, keepdim=True)
+    xj = xj - xj.mean(dim=0, keepdim=True)
     ni = xi / xi.norm(dim=0, keepdim=True).clamp_min(eps)
     nj = xj / xj.norm(dim=0, keepdim=True).clamp_min(eps)
     return ni.T @ nj
 
 
 def threshold_correlation(c: torch.Tensor, tau: float) -> torch.Tensor:
-    """Zero the entries ``<= tau`` and set the diagonal to 1 (Eq. 10)."""
+    """Zero the entries ``<= tau`` and set the diagonal to 1 (Eq. 10).
+
+    Works on one ``(h, h)`` matrix or a stack ``(..., h, h)``.
+    """
     c = torch.where(c > tau, c, torch.zeros_like(c))
-    c.diagonal().fill_(1.0)
+    c.diagonal(dim1=-2, dim2=-1).fill_(1.0)
     return c
+
+
+def normalise_rows(c: torch.Tensor) -> torch.Tensor:
+    """Rows divided by their sums, so ``x @ c.T`` averages features (sum >= 1)."""
+    return c / c.sum(dim=-1, keepdim=True)
+
+
+def mapping_matrix(c: torch.Tensor, tau: float) -> torch.Tensor:
+    """The matrix ``Xhat_j = X_j @ M.T`` uses: thresholded, rows normalised."""
+    return normalise_rows(threshold_correlation(c, tau))
+
+
+def pairwise_correlations(
+    feats: torch.Tensor, present: torch.Tensor, eps=1e-8
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Correlations between every pair of modalities over their co-present rows.
+
+    Parameters
+    ----------
+    feats : Tensor of shape (batch, n, h)
+        Features of every modality (any value where absent).
+    present : Tensor of shape (batch, n), bool
+
+    Returns
+    -------
+    corr : Tensor of shape (n, n, h, h)
+        ``corr[i, j]`` as :func:`correlation_matrix` of ``feats[:, i]`` and
+        ``feats[:, j]`` over the rows that have both modalities.
+    counts : Tensor of shape (n, n)
+        Number of rows that have both modalities.
+    """
+    batch, n, h = feats.shape
+    if bool(present.all()):
+        # every row has every modality: one standardisation, one product
+        z = feats - feats.mean(dim=0, keepdim=True)
+        z = (z / z.norm(dim=0, keepdim=True).clamp_min(eps)).reshape(batch, n * h)
+        corr = (z.T @ z).view(n, h, n, h).permute(0, 2, 1, 3)
+        counts = torch.full((n, n), float(batch), device=feats.device)
+        return corr.clamp(-1.0, 1.0), counts
+    p = present.to(feats.dtype)
+    f = feats * p[:, :, None]  # absent rows contribute nothing to any sum
+    counts = p.T @ p
+    c = counts.clamp_min(1.0)
+    # sums of modality i's features (and squares) over the rows that also have j
+    s1 = torch.einsum("bih,bj->ijh", f, p) / c[:, :, None]
+    s2 = torch.einsum("bih,bj->ijh", f * f, p) / c[:, :, None]
+    var = (s2 - s1 * s1).clamp_min(0.0)
+    cross = (f.reshape(batch, n * h).T @ f.reshape(batch, n * h)).view(n, h, n, h)
+    cross = cross.permute(0, 2, 1, 3) / c[:, :, None, None]
+    cov = cross - s1[:, :, :, None] * s1.transpose(0, 1)[:, :, None, :]
+    scale = var[:, :, :, None] * var.transpose(0, 1)[:, :, None, :]
+    corr = cov / scale.sqrt().clamp_min(eps)
+    return corr.clamp(-1.0, 1.0), counts
 
 
 class CrossModalMapping(nn.Module):
     """Maps the next modality's features through the thresholded correlation.
 
-    ``xhat_j = x_j @ C.T`` (Eq. 11): column ``r`` of ``xhat_j`` gathers the
-    ``j``-features correlated above ``tau`` with ``i``-feature ``r``; with the
-    diagonal at 1 every feature keeps itself. ``C`` carries no gradient.
+    ``xhat_j = x_j @ M.T`` (Eq. 11) with ``M`` the thresholded, row-normalised
+    running correlation of the ordered pair ``(i, j)``: column ``r`` of
+    ``xhat_j`` averages the ``j``-features correlated above ``tau`` with
+    ``i``-feature ``r``, itself included (unit diagonal).
 
-    While training, ``C`` comes from the batch and a running average is kept per
-    ordered pair ``(i, j)``, like BatchNorm's running statistics; in evaluation
-    the running matrix is used, so a prediction never depends on the other
-    samples in its batch. The running average is over the *thresholded* batch
-    matrices, i.e. it estimates the mapping training actually applied. The first
-    ``1 / momentum`` updates use a cumulative average so the identity it starts
-    from is forgotten at once.
+    :meth:`update` folds a training batch into the running correlations of every
+    pair at once; the first ``1 / momentum`` updates of a pair are a cumulative
+    average, so the zero matrix it starts from (identity mapping) is forgotten
+    at once. ``maps`` holds the matrices in use, recomputed after each update.
 
     Parameters
     ----------
     n_modalities : int
-        Number of modalities (one running matrix per ordered pair).
+        Number of modalities (one matrix per ordered pair).
     hidden_size : int
         Feature size ``h``.
     tau : float
         Correlation threshold in [0, 1).
     momentum : float, default=0.1
-        Weight of the newest batch matrix in the running average.
+        Weight of the newest batch in the running average.
     """
 
     def __init__(self, n_modalities: int, hidden_size: int, tau: float, momentum=0.1):
         super().__init__()
         self.tau = tau
         self.momentum = momentum
-        eye = torch.eye(hidden_size)
-        self.register_buffer(
-            "running", eye.repeat(n_modalities, n_modalities, 1, 1).contiguous()
-        )
-        self.register_buffer(
-            "n_updates", torch.zeros(n_modalities, n_modalities, dtype=torch.long)
-        )
-
-    def matrix(self, i: int, j: int) -> torch.Tensor:
-        """The mapping used in evaluation for the ordered pair ``(i, j)``."""
-        return self.running[i, j]
+        n, h = n_modalities, hidden_size
+        self.register_buffer("running", torch.zeros(n, n, h, h))
+        self.register_buffer("n_updates", torch.zeros(n, n, dtype=torch.long))
+        self.register_buffer("maps", mapping_matrix(torch.zeros(n, n, h, h), tau))
 
     @torch.no_grad()
-    def _update(self, xi: torch.Tensor, xj: torch.Tensor, i: int, j: int):
-        c = threshold_correlation(correlation_matrix(xi, xj), self.tau)
-        count = int(self.n_updates[i, j])
-        weight = max(self.momentum, 1.0 / (count + 1))
-        self.running[i, j].lerp_(c, weight)
-        self.n_updates[i, j] += 1
-        return c
+    def update(self, feats: Sequence[torch.Tensor], present: torch.Tensor) -> None:
+        """Fold one batch into the running correlation of every ordered pair.
 
-    def forward(self, xi, xj, i: int, j: int, rows=None) -> torch.Tensor:
-        """Map ``xj`` (batch, h) for the pair ``(i, j)``.
-
-        ``rows`` (bool, batch) selects the samples whose statistics feed the batch
-        matrix while training (those that really have ``i`` followed by ``j``).
+        Parameters
+        ----------
+        feats : sequence of Tensor of shape (batch, h)
+            Adapter outputs of every modality, in declaration order.
+        present : Tensor of shape (batch, n), bool
         """
-        c = None
-        if self.training:
-            xi_rows = xi if rows is None else xi[rows]
-            if xi_rows.shape[0] >= 2:
-                xj_rows = xj if rows is None else xj[rows]
-                c = self._update(xi_rows.detach(), xj_rows.detach(), i, j)
-        if c is None:
-            c = self.matrix(i, j)
-            if self.training:
-                # Later pairs of the same forward update the buffer in place,
-                # which would invalidate this view for backward.
-                c = c.clone()
-        return xj @ c.T
+        corr, counts = pairwise_correlations(
+            torch.stack([f.detach() for f in feats], dim=1), present
+        )
+        n = counts.shape[0]
+        seen = (counts >= 2) & ~torch.eye(n, dtype=torch.bool, device=counts.device)
+        if not bool(seen.any()):
+            return
+        weight = (1.0 / (self.n_updates + 1).to(corr.dtype)).clamp_min(self.momentum)
+        weight = torch.where(seen, weight, torch.zeros_like(weight))
+        self.running.lerp_(corr.to(self.running.dtype), weight[:, :, None, None])
+        self.n_updates += seen.long()
+        self.maps.copy_(mapping_matrix(self.running, self.tau))
+
+    def forward(self, xj: torch.Tensor, i: int, j: int) -> torch.Tensor:
+        """``xj`` (batch, h) mapped for the ordered pair ``(i, j)``."""
+        return xj @ self.maps[i, j].T

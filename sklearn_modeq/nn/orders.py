@@ -14,23 +14,67 @@ from math import factorial
 import numpy as np
 
 
+def williams_design(n: int) -> list[tuple[int, ...]]:
+    """A balanced set of orders of ``range(n)`` (a Williams design).
+
+    Every element takes every position equally often, and every ordered pair
+    ``(i, j)`` is adjacent (``i`` right before ``j``) equally often: ``n``
+    orders for even ``n``, ``2n`` (the square and its mirror) for odd ``n``.
+    """
+    first = [0]
+    low, high = 1, n - 1
+    while len(first) < n:
+        first.append(low)
+        low += 1
+        if len(first) < n:
+            first.append(high)
+            high -= 1
+    rows = [tuple((m + shift) % n for m in first) for shift in range(n)]
+    if n % 2:
+        rows += [row[::-1] for row in rows]
+    return rows
+
+
 def sample_orders(
     modalities: tuple[int, ...], max_orders: int, seed: int
 ) -> list[tuple[int, ...]]:
-    """Every order of ``modalities``, or a fixed seeded sample of ``max_orders``.
+    """Every order of ``modalities``, or a balanced seeded sample of ``max_orders``.
 
-    The sample is a deterministic function of ``(modalities, max_orders, seed)``,
-    so repeated predictions use the same orders.
+    Above the cap the sample is made of Williams designs
+    (:func:`williams_design`), each under a seeded random relabelling of the
+    modalities, so every modality is last (and first) about equally often and
+    every ordered pair is mapped about equally often; exactly so when
+    ``max_orders`` is a multiple of the design size (``k`` for an even number
+    ``k`` of modalities, ``2k`` for odd). The sample is a deterministic function
+    of ``(modalities, max_orders, seed)``, so repeated predictions use the same
+    orders.
     """
     modalities = tuple(modalities)
     k = len(modalities)
     if factorial(k) <= max_orders:
         return list(permutations(modalities))
     rng = np.random.default_rng([seed, *modalities])
+    design = williams_design(k)
     chosen: dict[tuple[int, ...], None] = {}
     while len(chosen) < max_orders:
-        chosen[tuple(modalities[i] for i in rng.permutation(k))] = None
+        label = rng.permutation(k)
+        for row in design:
+            chosen[tuple(modalities[label[m]] for m in row)] = None
+            if len(chosen) == max_orders:
+                break
     return list(chosen)
+
+
+def restrict(orders, subset) -> list[tuple[int, ...]]:
+    """Each order with only the members of ``subset`` kept (duplicates kept).
+
+    The orders of every coalition are restrictions of one shared sample, so
+    the chains of different coalitions share prefixes in an :class:`OrderTrie`
+    and inference on a coalition averages the same orders as on all modalities
+    with the others missing.
+    """
+    keep = set(subset)
+    return [tuple(m for m in order if m in keep) for order in orders]
 
 
 @dataclass

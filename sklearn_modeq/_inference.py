@@ -1,0 +1,142 @@
+"""Prediction with the chain model: which states to compute and how to weigh them.
+
+An :class:`InferencePlan` is built from a fitted estimator's settings and is
+passed explicitly to every batch, so prediction reads the model and never
+changes it: concurrent ``predict_proba`` calls from several threads, with
+different ``inference_order`` settings, do not interfere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from skorch.utils import to_tensor
+
+from ._data import SAMPLE_WEIGHT_KEY
+from .nn.combiner import CandidateCombiner
+
+
+@dataclass(frozen=True)
+class InferencePlan:
+    """The order groups whose states are computed, and how they are combined.
+
+    ``combiner`` None averages the groups' states with equal weight (a single
+    group: hybrid orders, or the last training order); otherwise the groups are
+    candidates weighed per sample by the combiner.
+    """
+
+    groups: list
+    combiner: CandidateCombiner | None = None
+
+    def fuse(self, module, inputs):
+        """Fused state (batch, h) and logits (batch, n_classes) of one batch."""
+        states, available = module.group_states(inputs, self.groups)
+        if self.combiner is None:
+            state = states.mean(dim=0)
+            return state, module.head(state)
+        logits = module.head(states)
+        weights = self.combiner.weights(logits, available)
+        state = self.combiner.combine(states, weights)
+        temperature = self.combiner.log_temperature.exp().to(state.dtype)
+        return state, self.combiner.combine(logits, weights) / temperature
+
+
+def _batches(net, X):
+    """Batches of model inputs (no sample weights) on the net's device."""
+    dataset = net.get_dataset(X)
+    for xb, yb in net.get_iterator(dataset, training=False):
+        xb = to_tensor(xb, device=net.device)
+        weights = xb.get(SAMPLE_WEIGHT_KEY)
+        yield {k: v for k, v in xb.items() if k != SAMPLE_WEIGHT_KEY}, yb, weights
+
+
+def fused_outputs(net, X, plan: InferencePlan, *, present_only=None):
+    """Fused states and logits of every sample of ``X``.
+
+    Parameters
+    ----------
+    net : AlternatingNet
+        Fitted net; its module is in evaluation mode.
+    X : dict of str to ndarray, or Dataset
+        Validated, standardised inputs.
+    plan : InferencePlan
+    present_only : sequence of int, default=None
+        Treat every other modality as absent for every sample (a coalition).
+
+    Returns
+    -------
+    states : ndarray of shape (n_samples, h)
+    logits : ndarray of shape (n_samples, n_classes)
+    covered : ndarray of shape (n_samples,), bool
+        False where no modality is left (their outputs are meaningless).
+    """
+    module = net.module_
+    states, logits, covered = [], [], []
+    with torch.no_grad():
+        for inputs, _, _ in _batches(net, X):
+            if present_only is not None:
+                inputs = _keep_only(inputs, module.modalities, present_only)
+            present = torch.stack(
+                [~torch.isnan(v[:, 0]) for v in inputs.values()], dim=1
+            )
+            state, logit = plan.fuse(module, inputs)
+            states.append(state.cpu().numpy())
+            logits.append(logit.double().cpu().numpy())
+            covered.append(present.any(dim=1).cpu().numpy())
+    return np.concatenate(states), np.concatenate(logits), np.concatenate(covered)
+
+
+def _keep_only(inputs, names, keep):
+    keep = {names[m] for m in keep}
+    return {
+        k: v if k in keep else torch.full_like(v, float("nan"))
+        for k, v in inputs.items()
+    }
+
+
+def drop_at_random(inputs, rate: float, generator: torch.Generator):
+    """Each modality of each sample made absent with probability ``rate``,
+    never all of a sample's present modalities."""
+    names = list(inputs)
+    present = torch.stack([~torch.isnan(inputs[k][:, 0]) for k in names], dim=1)
+    drop = torch.rand(present.shape, generator=generator) < rate
+    drop = drop.to(present.device) & present
+    emptied = ~(present & ~drop).any(dim=1)
+    drop[emptied] = False  # keep such samples whole
+    return {
+        k: torch.where(drop[:, m, None], torch.full_like(v, float("nan")), v)
+        for m, (k, v) in enumerate(inputs.items())
+    }
+
+
+def candidate_logits(net, X, groups, *, drop_rates=(), seed=0):
+    """Candidate logits on held-out data, for fitting a combiner.
+
+    Each sample is seen as it is and once more per rate in ``drop_rates`` with
+    modalities removed at random at that rate, so the combiner is fitted for
+    incomplete samples too.
+
+    Returns
+    -------
+    logits : Tensor of shape (n_groups, n_rows, n_classes)
+    available : Tensor of shape (n_groups, n_rows), bool
+    y : Tensor of shape (n_rows,)
+    weights : Tensor of shape (n_rows,) or None
+    """
+    module = net.module_
+    generator = torch.Generator().manual_seed(seed)
+    logits, available, ys, ws = [], [], [], []
+    with torch.no_grad():
+        for inputs, yb, wb in _batches(net, X):
+            for rate in (0.0, *drop_rates):
+                seen = drop_at_random(inputs, rate, generator) if rate else inputs
+                states, avail = module.group_states(seen, groups)
+                logits.append(module.head(states).float().cpu())
+                available.append(avail.cpu())
+                ys.append(torch.as_tensor(np.asarray(yb)))
+                if wb is not None:
+                    ws.append(wb.float().cpu())
+    weights = torch.cat(ws) if ws else None
+    return torch.cat(logits, 1), torch.cat(available, 1), torch.cat(ys), weights

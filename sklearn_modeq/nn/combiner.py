@@ -1,0 +1,170 @@
+"""Per-sample weights over candidate predictions (beyond the paper, DESIGN section 5).
+
+Hybrid-order inference (Algorithm 1) averages the chain over every order with
+equal weight, yet the best order differs from sample to sample (the paper's
+Fig. 5) and a modality that carries nothing can drag every order down. The
+*candidates* here are the chain's states for each order of the inference
+sample and for each modality alone; :class:`CandidateCombiner` weighs their
+logits per sample by
+
+``w_c(x) = softmax_c(bias[kind_c] + slope[kind_c] * confidence_c(x))``
+
+over the candidates available to the sample (a modality's own candidate is
+unavailable where it is absent), with ``confidence`` the negative normalised
+entropy of the candidate's prediction (MLA weighs modalities by the same
+quantity), and divides the weighted logits by a temperature. Candidates of one
+kind (all orders, or one modality alone) share their two parameters, so a few
+numbers are fitted (:func:`fit_combiner`) on held-out data: stacking, never on
+the test data. Because the head is linear, the weighted logits are the head of
+the weighted state, which is what ``transform`` returns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def candidate_groups(orders, n_modalities: int):
+    """The candidates: each inference order, then each modality alone.
+
+    Parameters
+    ----------
+    orders : list of tuple of int
+        The inference orders over all modalities.
+    n_modalities : int
+
+    Returns
+    -------
+    groups : list of list of tuple of int
+        One group of orders per candidate, for the chain's ``group_states``.
+    kinds : list of int
+        Kind of each candidate: 0 for an order, ``1 + m`` for modality ``m`` alone.
+    """
+    groups = [[tuple(order)] for order in orders]
+    groups += [[(m,)] for m in range(n_modalities)]
+    kinds = [0] * len(orders) + [1 + m for m in range(n_modalities)]
+    return groups, kinds
+
+
+def confidence(logits: torch.Tensor) -> torch.Tensor:
+    """Negative entropy of the softmax over the last axis, scaled to [-1, 0]."""
+    logp = torch.log_softmax(logits, dim=-1)
+    entropy = -(logp.exp() * logp).sum(dim=-1)
+    return -entropy / math.log(logits.shape[-1])
+
+
+class CandidateCombiner(nn.Module):
+    """Weighted sum of candidate logits, with a temperature.
+
+    Parameters
+    ----------
+    kinds : sequence of int
+        Kind of each candidate (candidates of a kind share bias and slope).
+    prior_bias : sequence of float
+        Starting bias of each kind; fitting is regularised towards it.
+    """
+
+    def __init__(self, kinds: Sequence[int], prior_bias: Sequence[float]):
+        super().__init__()
+        self.register_buffer("kinds", torch.as_tensor(list(kinds), dtype=torch.long))
+        prior = torch.as_tensor(list(prior_bias), dtype=torch.float32)
+        self.register_buffer("prior_bias", prior)
+        self.bias = nn.Parameter(prior.clone())
+        self.slope = nn.Parameter(torch.zeros_like(prior))
+        self.log_temperature = nn.Parameter(torch.zeros(()))
+
+    def weights(self, logits: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
+        """Per-sample candidate weights, shape (n_candidates, batch), columns sum to 1.
+
+        Parameters
+        ----------
+        logits : Tensor of shape (n_candidates, batch, n_classes)
+        available : Tensor of shape (n_candidates, batch), bool
+        """
+        bias = self.bias[self.kinds].to(logits.dtype)[:, None]
+        slope = self.slope[self.kinds].to(logits.dtype)[:, None]
+        score = bias + slope * confidence(logits)
+        score = score.masked_fill(~available, float("-inf"))
+        return torch.softmax(score, dim=0)
+
+    def combine(self, values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """``sum_c weights[c] * values[c]`` over the candidate axis."""
+        return torch.einsum("cb,cb...->b...", weights.to(values.dtype), values)
+
+    def forward(self, logits: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
+        """Combined logits, shape (batch, n_classes), temperature applied."""
+        combined = self.combine(logits, self.weights(logits, available))
+        return combined / self.log_temperature.exp().to(logits.dtype)
+
+
+def fit_combiner(
+    logits: torch.Tensor,
+    available: torch.Tensor,
+    y: torch.Tensor,
+    kinds: Sequence[int],
+    prior_bias: Sequence[float],
+    *,
+    sample_weight: torch.Tensor | None = None,
+    alpha: float = 1.0,
+    max_iter: int = 100,
+) -> CandidateCombiner:
+    """Fit a :class:`CandidateCombiner` by penalised log-loss on held-out data.
+
+    Minimises the (sample-weighted) mean negative log-likelihood of the combined
+    prediction plus ``alpha / n_samples`` times the squared distance of the
+    parameters from the prior (biases at ``prior_bias``, slopes 0, temperature
+    1), with L-BFGS. With few samples the prior dominates.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (n_candidates, n_samples, n_classes)
+    available : Tensor of shape (n_candidates, n_samples), bool
+    y : Tensor of shape (n_samples,)
+        Encoded labels.
+    kinds, prior_bias : sequence
+        As in :class:`CandidateCombiner`.
+    sample_weight : Tensor of shape (n_samples,), default=None
+    alpha : float, default=1.0
+        Strength of the pull towards the prior.
+    max_iter : int, default=100
+        L-BFGS iterations.
+
+    Returns
+    -------
+    combiner : CandidateCombiner
+    """
+    logits = logits.detach().float()
+    combiner = CandidateCombiner(kinds, prior_bias).to(logits.device)
+    n = logits.shape[1]
+    weight = (
+        torch.ones(n, device=logits.device)
+        if sample_weight is None
+        else sample_weight.to(logits.device).float()
+    )
+    weight = weight / weight.sum().clamp_min(1e-12)
+    params = [combiner.bias, combiner.slope, combiner.log_temperature]
+    optimizer = torch.optim.LBFGS(
+        params, max_iter=max_iter, line_search_fn="strong_wolfe"
+    )
+
+    def closure():
+        optimizer.zero_grad()
+        nll = F.cross_entropy(combiner(logits, available), y, reduction="none")
+        penalty = (
+            (combiner.bias - combiner.prior_bias).square().sum()
+            + combiner.slope.square().sum()
+            + combiner.log_temperature.square()
+        )
+        loss = (weight * nll).sum() + alpha / n * penalty
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    combiner.requires_grad_(False)
+    return combiner
