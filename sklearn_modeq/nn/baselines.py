@@ -285,19 +285,28 @@ class SharedHeadFusion(FusionNet):
 
 
 def _orthonormal(z: torch.Tensor) -> torch.Tensor:
-    """Closest-in-span matrix with orthonormal rows (columns if rows > columns)."""
-    if z.shape[0] <= z.shape[1]:
-        return torch.linalg.qr(z.T).Q.T
-    return torch.linalg.qr(z).Q
+    """Gram-Schmidt of ``z``'s rows: orthonormal rows (columns if rows > columns).
+
+    The QR factor is taken with a positive diagonal of ``R``, the unique
+    factorisation of a full-rank matrix, which is continuous in ``z``. LAPACK's
+    Householder QR picks the sign of each ``R_ii`` from a pivot entry instead,
+    so a column of ``Q`` (a class score) flips sign whenever that entry crosses
+    zero during training.
+    """
+    transpose = z.shape[0] <= z.shape[1]
+    q, r = torch.linalg.qr(z.T if transpose else z)
+    sign = torch.where(r.diagonal() < 0, -1.0, 1.0).to(q.dtype)
+    q = q * sign
+    return q.T if transpose else q
 
 
 class OrthogonalFusion(FusionNet):
     """Orthogonal per-modality classifiers with integration weights (CRMT).
 
     Modality ``m`` scores ``z_m = W_m f_m`` with ``W_m`` (n_classes, h) having
-    orthonormal rows (a QR re-parametrisation of a free matrix), and the fused
-    logits are ``sum_m a_m * z_m + b`` over the present modalities with
-    per-class integration weights ``a_m``. ``lipschitz`` (a buffer,
+    orthonormal rows (the Gram-Schmidt of a free matrix, ``_orthonormal``), and
+    the fused logits are ``sum_m a_m * z_m + b`` over the present modalities
+    with per-class integration weights ``a_m``. ``lipschitz`` (a buffer,
     (n_modalities, n_classes)) holds each unimodal score's Lipschitz constant
     with respect to its input, estimated after the first training stage.
     """
