@@ -346,9 +346,10 @@ def ogm_coefficients(
     The score of modality ``m`` is the mean softmax probability of the true class
     under its unimodal logits, over the samples that have it. Its discrepancy
     ratio is ``rho_m = s_m / mean_{k != m} s_k`` (for two modalities this is the
-    paper's ``s_a / s_v``), and the coefficient
-    ``k_m = 1 - tanh(alpha * relu(rho_m - 1))``: below 1 for a modality that
-    dominates the others, 1 otherwise.
+    paper's ``s_a / s_v``), and the coefficient is ``k_m = 1 - tanh(alpha *
+    rho_m)`` when ``rho_m > 1`` (a modality that dominates the others), 1
+    otherwise. As in the paper and the official code, ``k`` jumps from 1 to
+    ``1 - tanh(alpha)`` as ``rho`` crosses 1.
 
     Parameters
     ----------
@@ -375,7 +376,7 @@ def ogm_coefficients(
     total = (scores * has).sum()
     others = (total - scores) / (n_has - 1)
     ratio = scores / others.clamp_min(1e-12)
-    modulated = 1.0 - torch.tanh(alpha * F.relu(ratio - 1.0))
+    modulated = torch.where(ratio > 1.0, 1.0 - torch.tanh(alpha * ratio), 1.0)
     return torch.where(has, modulated, coefficients)
 
 
