@@ -11,8 +11,10 @@ per-modality accuracy bars, Shapley values over epochs) under ``--out``
 It also writes every raw measurement to ``records.json``.
 
 Each task is split once per seed into a development part and a test part
-(stratified); models hold out their own validation split from the development
-part. The test split is never used to choose anything: every method runs with
+(stratified); the neural models hold out their own validation split (20%,
+stratified, seeded) from the development part, and the scikit-learn reference
+rows leave out exactly the same rows, so every method trains on the same data.
+The test split is never used to choose anything: every method runs with
 the same fixed settings (hidden size 128, AdamW lr 1e-3, batch 64, the task's
 epoch count).
 """

@@ -13,7 +13,13 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("pandas")
 
 from benchmarks import run  # noqa: E402
-from benchmarks.suite.methods import ABLATIONS, MAIN_METHODS  # noqa: E402
+from benchmarks.suite.methods import (  # noqa: E402
+    ABLATIONS,
+    MAIN_METHODS,
+    REFERENCES,
+    make_method,
+)
+from benchmarks.suite.tasks import TASKS  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +63,21 @@ def test_unknown_task_is_rejected(capsys):
     with pytest.raises(SystemExit):
         run.main(["--tasks", "mnist"])
     assert "unknown tasks ['mnist']" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.filterwarnings("ignore:Got `batch_size`:UserWarning")
+@pytest.mark.parametrize("task", ["nutrimouse", "mfeat-2"])
+@pytest.mark.parametrize("neural", ["Concat", "Ours"])
+@pytest.mark.parametrize("reference", REFERENCES)
+def test_reference_rows_train_on_the_neural_methods_rows(task, neural, reference):
+    # issue 11, section 5: the reference rows used 100% of the development data
+    seed = 3
+    X, _, y, _ = TASKS[task].split(seed)
+    ref = make_method(reference, 1, seed).fit(X, y)
+    clf = make_method(neural, 1, seed).fit(X, y)
+    y_enc = clf._label_encoder.transform(y)
+    train, valid = clf.net_.train_split(np.arange(len(y)), y_enc)
+    assert 0 < len(valid.indices) < len(y)
+    np.testing.assert_array_equal(ref.train_rows_, train.indices)
+    assert ref.pipeline_[-2].n_samples_seen_ == len(train.indices)

@@ -39,7 +39,8 @@ class Task:
     def split(self, seed: int):
         """Stratified (development, test) split; the test part is never used to
         select anything. Estimators hold out their own validation split from the
-        development part (``validation_fraction``), seeded by ``random_state``."""
+        development part (``validation_fraction``), seeded by ``random_state``;
+        the reference rows leave out the same rows (``methods.py``)."""
         X, y = self.load()
         dev, test = train_test_split(
             np.arange(len(y)), test_size=self.test_size, stratify=y, random_state=seed
