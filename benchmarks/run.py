@@ -5,14 +5,17 @@ scikit-learn's ``LogisticRegression`` / ``MLPClassifier`` on the concatenated
 features as reference rows) on each task for several seeds, and writes
 ``results.md`` (Table 1: per-modality accuracy, fused accuracy and EDM; Table 2:
 ablations; Table 4: accuracy as test samples lose modalities, for models trained
-on complete and on incomplete data) with PNG plots (robustness curves,
+on complete and on incomplete data; on the tasks with label-free modalities,
+fused accuracy against each method's best modality) with PNG plots (robustness curves,
 per-modality accuracy bars, Shapley values over epochs) under ``--out``
 (default ``benchmarks/results/suite``, or ``.../suite-quick`` with ``--quick``).
 It also writes every raw measurement to ``records.json``.
 
 Each task is split once per seed into a development part and a test part
-(stratified); models hold out their own validation split from the development
-part. The test split is never used to choose anything: every method runs with
+(stratified); the neural models hold out their own validation split (20%,
+stratified, seeded) from the development part, and the scikit-learn reference
+rows leave out exactly the same rows, so every method trains on the same data.
+The test split is never used to choose anything: every method runs with
 the same fixed settings (hidden size 128, AdamW lr 1e-3, batch 64, the task's
 epoch count).
 """
@@ -62,7 +65,7 @@ def plan_jobs(tasks, n_seeds, ablation_tasks, missing_tasks, methods=None):
                 jobs += [Job(task, seed, m, 0.0) for m in ABLATIONS]
             if task in missing_tasks:
                 jobs += [Job(task, seed, m, TRAIN_MISSING_RATE, RATES) for m in methods]
-    cost = {"mfeat-6": 0, "mfeat-3": 1}
+    cost = {"mfeat-6": 0, "mfeat-3": 1, "mfeat-pix+2noise": 1, "digits-2+noise": 1}
     return sorted(jobs, key=lambda j: cost.get(j.task, 2))
 
 

@@ -82,6 +82,61 @@ def check_device(device) -> str:
     return str(device)
 
 
+def fit_seed(random_state) -> int:
+    """The integer seed ``fit`` derives from ``random_state``.
+
+    It seeds the weight initialisation, the shuffling and the validation split.
+    """
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def _valid_split(y: np.ndarray, validation_fraction: float, seed: int):
+    """The skorch ``train_split`` of ``fit`` for encoded labels ``y`` (None: none).
+
+    Stratified when every class can appear on both sides.
+    """
+    if validation_fraction == 0:
+        return None
+    n_valid = int(np.ceil(validation_fraction * len(y)))
+    counts = np.bincount(y)
+    stratified = (
+        counts.min() >= 2 and n_valid >= len(counts) and len(y) - n_valid >= len(counts)
+    )
+    return ValidSplit(validation_fraction, stratified=stratified, random_state=seed)
+
+
+def validation_split_rows(
+    y, validation_fraction: float = 0.2, random_state=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices ``(train, validation)`` that ``fit`` holds out for labels ``y``.
+
+    The same split as an estimator of this package with the same
+    ``validation_fraction`` and ``random_state`` (an int) fitted on ``y``, so
+    that a model from outside the package can be trained on exactly the rows
+    the estimators train on (the benchmark suite's reference rows).
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Class labels.
+    validation_fraction : float, default=0.2
+    random_state : int, RandomState instance or None, default=None
+
+    Returns
+    -------
+    train, validation : ndarray of int
+        Sorted as skorch's ``ValidSplit`` returns them; ``validation`` is empty
+        when ``validation_fraction`` is 0.
+    """
+    _, y_enc = np.unique(np.asarray(y), return_inverse=True)
+    rows = np.arange(len(y_enc))
+    split = _valid_split(y_enc, validation_fraction, fit_seed(random_state))
+    if split is None:
+        return rows, rows[:0]
+    train, valid = split(rows, y_enc)
+    return np.asarray(train.indices), np.asarray(valid.indices)
+
+
 class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
     """Base class for the multimodal classifiers; not for direct use.
 
@@ -167,18 +222,7 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
         return self._standardizer.transform(arrays) if self.standardize else arrays
 
     def _train_split(self, y: np.ndarray, seed: int):
-        if self.validation_fraction == 0:
-            return None
-        n_valid = int(np.ceil(self.validation_fraction * len(y)))
-        counts = np.bincount(y)
-        stratified = (
-            counts.min() >= 2
-            and n_valid >= len(counts)
-            and len(y) - n_valid >= len(counts)
-        )
-        return ValidSplit(
-            self.validation_fraction, stratified=stratified, random_state=seed
-        )
+        return _valid_split(y, self.validation_fraction, seed)
 
     def _callbacks(self, seed: int, y: np.ndarray) -> list:
         callbacks = list(self._extra_callbacks(seed, y))
@@ -220,9 +264,7 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
         """
         self._validate_fit_params()
         data, y_enc = self._training_data(X, y, sample_weight)
-        seed = int(
-            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        )
+        seed = fit_seed(self.random_state)
         self._seed = seed
         self.net_ = self._build_net(seed, y_enc)
         with torch_seed(seed, self.device):

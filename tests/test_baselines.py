@@ -19,6 +19,7 @@ from sklearn_modeq.baselines import (
 )
 from sklearn_modeq.nn.baselines import (
     ConcatFusion,
+    OrthogonalFusion,
     SharedHeadFusion,
     SumFusion,
     ogm_coefficients,
@@ -186,17 +187,54 @@ def test_ogm_coefficient_lowers_only_the_dominant_modality():
     assert ogm_coefficients(z, y, present, alpha=1.0)[0] < k[0]
 
 
-def test_ogm_modulate_scales_the_adapter_gradients(data):
+def test_ogm_coefficient_is_one_minus_tanh_of_the_ratio():
+    # Regression (issue 11, section 5): Eq. 10 and the official code use
+    # 1 - tanh(alpha * rho) for rho > 1, not 1 - tanh(alpha * (rho - 1)).
+    y = torch.zeros(3, dtype=torch.long)
+    p = torch.tensor([0.6, 0.5])  # true-class probabilities: rho = 1.2 and 1/1.2
+    z = torch.log(torch.stack([p, 1 - p], dim=1))[:, None, :].expand(2, 3, 2)
+    k = ogm_coefficients(z, y, torch.ones(3, 2, dtype=torch.bool), alpha=0.5)
+    torch.testing.assert_close(k, torch.tensor([1 - np.tanh(0.6), 1.0]).float())
+    assert float(k[0]) == pytest.approx(0.463, abs=1e-3)
+
+
+def test_ogm_modulate_scales_only_the_adapter_weight_gradients(data):
     X, y = data
     clf = small(OGMGEClassifier, gaussian_noise=False).fit(X, y)
     net, module = clf.net_, clf.net_.module_
     for p in module.parameters():
         p.grad = torch.ones_like(p)
     net.modulate(torch.tensor([0.25, 1.0]))
-    for p in module.adapters[0].parameters():
-        torch.testing.assert_close(p.grad, torch.full_like(p, 0.25))
+    for name, p in module.adapters[0].named_parameters():
+        expected = 0.25 if name.endswith("weight") else 1.0
+        torch.testing.assert_close(p.grad, torch.full_like(p, expected))
     for p in [*module.adapters[1].parameters(), *module.head.parameters()]:
         torch.testing.assert_close(p.grad, torch.ones_like(p))
+
+
+def test_ogm_noise_has_the_std_of_the_unscaled_gradient(data):
+    X, y = data
+    clf = small(OGMGEClassifier, hidden_size=64).fit(X, y)
+    net, module = clf.net_, clf.net_.module_
+    torch.manual_seed(0)
+    for p in module.parameters():
+        p.grad = 3.0 * torch.randn_like(p)
+    bias = module.adapters[0][0].bias.grad.clone()
+    net.modulate(torch.tensor([1e-3, 1.0]))
+    for adapter in module.adapters:
+        # k * g + N(0, std(g)^2) has the std of g for k << 1 and sqrt(2) std(g)
+        # for k = 1; a std taken after scaling would give ~0.003 for the first
+        assert float(adapter[0].weight.grad.std()) > 2.5
+    torch.testing.assert_close(module.adapters[0][0].bias.grad, bias)
+
+
+def test_ogm_modulates_only_until_modulation_ends(data):
+    X, y = data
+    clf = small(OGMGEClassifier, max_epochs=6, modulation_ends=0.5).fit(X, y)
+    modulated = [
+        any("ogm_coefficients" in b for b in e["batches"]) for e in clf.history_
+    ]
+    assert modulated == [True, True, True, True, False, False]
 
 
 def test_ogm_slows_the_strong_modality_during_training(data):
@@ -271,6 +309,23 @@ def test_lfm_label_weight_follows_its_schedule(data):
     np.testing.assert_allclose(
         clf.history_[:, "label_weight"], [1.0, 0.8, 0.6, 0.4, 0.2]
     )
+
+
+def test_crmt_orthogonal_heads_are_continuous_in_the_raw_weight():
+    # Regression (issue 11, section 5): Householder QR picked each row's sign
+    # from a pivot entry, so a class score flipped sign when that entry crossed
+    # zero in training (CRMT's pixel accuracy varied by +-9.6 points over seeds).
+    module = OrthogonalFusion(["a"], [4], n_classes=3, hidden_size=5)
+    raw = torch.randn(3, 5, generator=torch.Generator().manual_seed(0))
+    heads = []
+    for pivot in (1e-4, -1e-4):
+        raw[0, 0] = pivot
+        with torch.no_grad():
+            module.raw_weight[0] = raw
+        heads.append(module.orthogonal_weight(0))
+    torch.testing.assert_close(heads[0], heads[1], atol=1e-3, rtol=0)
+    # Gram-Schmidt of the rows: the first head is the first raw row, normalised
+    torch.testing.assert_close(heads[1][0], raw[0] / raw[0].norm())
 
 
 def test_crmt_heads_are_orthonormal_and_stage_two_moves_only_integration(data):

@@ -8,12 +8,22 @@ import json
 
 import numpy as np
 import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 pytest.importorskip("matplotlib")
-pytest.importorskip("pandas")
+pd = pytest.importorskip("pandas")
 
 from benchmarks import run  # noqa: E402
-from benchmarks.suite.methods import ABLATIONS, MAIN_METHODS  # noqa: E402
+from benchmarks.suite.methods import (  # noqa: E402
+    ABLATIONS,
+    MAIN_METHODS,
+    REFERENCES,
+    make_method,
+)
+from benchmarks.suite.report import label_free_table  # noqa: E402
+from benchmarks.suite.tasks import TASKS, _load, shuffled_rows  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +67,89 @@ def test_unknown_task_is_rejected(capsys):
     with pytest.raises(SystemExit):
         run.main(["--tasks", "mnist"])
     assert "unknown tasks ['mnist']" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.filterwarnings("ignore:Got `batch_size`:UserWarning")
+@pytest.mark.parametrize("task", ["nutrimouse", "mfeat-2"])
+@pytest.mark.parametrize("neural", ["Concat", "Ours"])
+@pytest.mark.parametrize("reference", REFERENCES)
+def test_reference_rows_train_on_the_neural_methods_rows(task, neural, reference):
+    # issue 11, section 5: the reference rows used 100% of the development data
+    seed = 3
+    X, _, y, _ = TASKS[task].split(seed)
+    ref = make_method(reference, 1, seed).fit(X, y)
+    clf = make_method(neural, 1, seed).fit(X, y)
+    y_enc = clf._label_encoder.transform(y)
+    train, valid = clf.net_.train_split(np.arange(len(y)), y_enc)
+    assert 0 < len(valid.indices) < len(y)
+    np.testing.assert_array_equal(ref.train_rows_, train.indices)
+    assert ref.pipeline_[-2].n_samples_seen_ == len(train.indices)
+
+
+LABEL_FREE = [name for name, task in TASKS.items() if task.label_free]
+
+
+def test_shuffled_rows_gives_every_sample_another_samples_row():
+    rows = np.repeat(np.arange(50)[:, None], 3, axis=1)
+    shuffled = shuffled_rows(rows, np.random.RandomState(0))
+    np.testing.assert_array_equal(np.sort(shuffled[:, 0]), np.arange(50))
+    assert (shuffled[:, 0] != np.arange(50)).all()
+    assert (shuffled == shuffled[:, :1]).all()  # whole rows move together
+
+
+@pytest.mark.parametrize("name", LABEL_FREE)
+def test_label_free_views_carry_no_label_information(name):
+    # issue 11, section 6
+    task = TASKS[name]
+    assert LABEL_FREE and set(task.label_free) < set(task.load()[0])
+    X_dev, X_test, y_dev, y_test = task.split(0)
+    for view in X_dev:
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300))
+        score = model.fit(X_dev[view], y_dev).score(X_test[view], y_test)
+        if view in task.label_free:
+            assert score < 0.2, view  # 10 balanced classes: chance is 0.1
+        else:
+            assert score > 0.5, view
+
+
+@pytest.mark.parametrize("name", LABEL_FREE)
+def test_label_free_shuffle_is_deterministic(name):
+    first = TASKS[name].load()[0]
+    _load.cache_clear()
+    again = TASKS[name].load()[0]
+    for view in first:
+        np.testing.assert_array_equal(first[view], again[view])
+
+
+def test_label_free_table_compares_fused_with_the_best_modality():
+    rows = [
+        ("A", 0, "pixel", 0.90),
+        ("A", 0, "noise", 0.10),
+        ("A", 0, "fused", 0.85),
+        ("A", 1, "pixel", 0.94),
+        ("A", 1, "noise", 0.12),
+        ("A", 1, "fused", 0.87),
+        ("B", 0, "pixel", 0.80),
+        ("B", 0, "noise", 0.10),
+        ("B", 0, "fused", 0.81),
+    ]
+    acc = pd.DataFrame(rows, columns=["method", "seed", "modality", "accuracy"])
+    acc["task"] = "t"
+    table = label_free_table(acc, "t", ["A", "B", "C"])
+    assert table.to_dict("records") == [
+        {
+            "method": "A",
+            "best modality": "pixel",
+            "its accuracy": "92.0",
+            "fused": "86.0",
+            "gap": "-6.0",
+        },
+        {
+            "method": "B",
+            "best modality": "pixel",
+            "its accuracy": "80.0",
+            "fused": "81.0",
+            "gap": "+1.0",
+        },
+    ]

@@ -150,7 +150,9 @@ def claims_section(acc: pd.DataFrame, rob: pd.DataFrame, tasks, main_methods):
             .mean()
             .unstack()
         )
-        weakest = per_modality.mean().idxmin()  # weakest modality over all methods
+        # weakest modality over all methods; label-free views are not candidates
+        informative = per_modality.drop(columns=list(TASKS[task].label_free))
+        weakest = informative.mean().idxmin()
         weak = per_modality[weakest]
         rates = rob[
             (rob["task"] == task)
@@ -199,6 +201,53 @@ def claims_section(acc: pd.DataFrame, rob: pd.DataFrame, tasks, main_methods):
             f"- **{key}**: {_verdict(held, failed)}. " + "; ".join(details[key]) + "."
         )
     lines.append("")
+    return lines
+
+
+def label_free_table(acc: pd.DataFrame, task: str, methods) -> pd.DataFrame:
+    """One row per method: its best single modality, fused accuracy and the gap
+    (fused - best modality, in points), from the means over seeds."""
+    part = acc[acc["task"] == task]
+    rows = []
+    for method in methods:
+        means = part[part["method"] == method].groupby("modality")["accuracy"].mean()
+        if "fused" not in means:
+            continue
+        single = means.drop("fused")
+        best = single.idxmax()
+        rows.append(
+            {
+                "method": method,
+                "best modality": best,
+                "its accuracy": f"{100 * single[best]:.1f}",
+                "fused": f"{100 * means['fused']:.1f}",
+                "gap": f"{100 * (means['fused'] - single[best]):+.1f}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def label_free_section(acc: pd.DataFrame, tasks, methods) -> list:
+    """Fused accuracy against each method's best modality on label-free tasks."""
+    tasks = [t for t in tasks if TASKS[t].label_free]
+    if not tasks:
+        return []
+    lines = [
+        "## Tasks with label-free modalities",
+        "",
+        "Some views carry no label information (real features with their rows "
+        "shuffled across samples). A good multimodal model is never worse than "
+        "its best single modality: `gap` is fused minus best modality, in "
+        "points, from the means over seeds.",
+        "",
+    ]
+    for task in tasks:
+        lines += [
+            f"### {task} (label-free: {', '.join(TASKS[task].label_free)})",
+            "",
+            _markdown(label_free_table(acc, task, methods)),
+            "",
+        ]
     return lines
 
 
@@ -294,6 +343,7 @@ def write_report(
             if not table.empty:
                 lines += [f"### {task}, {trained}", "", _markdown(table), ""]
 
+    lines += label_free_section(acc, tasks, main_methods)
     lines += claims_section(acc, rob, tasks, main_methods)
     lines += ablation_claims(acc, tasks, ablation_methods)
 

@@ -136,15 +136,33 @@ class CRMTClassifier(BaselineClassifier):
 
     Notes
     -----
-    Adaptation to embeddings: the encoders are the adapters; the orthogonal
-    classifier is a QR re-parametrisation (the original whitens the weight
-    block, same constraint); integration weights start at 1. The Lipschitz
-    constants are the largest input-gradient norms over the training split
-    (not the validation split) of each unimodal class score with respect to the
-    standardised embedding. Adversarial-training and mixup variants of CRMT are
-    not implemented. Stage 2 uses the same AdamW optimiser (only ``a`` gets
-    gradients) instead of a separate SGD. {common_notes} Restricted to one
-    modality, the model is ``a_m * z_m + b``.
+    Adaptation to embeddings, and where this differs from the official code
+    (GeWu-Lab/Certifiable-Robust-Multi-modal-Training):
+
+    - The encoders are the adapters.
+    - Orthogonal classifier: the paper's mutually orthonormal class rows, as
+      the Gram-Schmidt of a free matrix (QR with a positive diagonal of ``R``,
+      which is continuous in the free matrix). The official code normalises
+      each class row on its own (one whitening group per class: rows centred
+      and scaled to unit norm, not orthogonal to each other). A plain
+      Householder QR must not be used: it flips the sign of a class score
+      whenever a pivot entry crosses zero, and an earlier version of this
+      estimator that did so varied by about 10 points across seeds.
+    - Integration weights start at 1 (official: 0.1).
+    - Lipschitz constants are the largest input-gradient norms over the
+      training split (not the validation split) of each unimodal class score
+      ``z_mk`` with respect to the standardised embedding, the paper's
+      definition; the official code differentiates the fused logits, which
+      include ``a_m``.
+    - Stage 2 uses the estimator's AdamW at ``lr`` (only ``a`` gets gradients)
+      for ``max_epochs // 3`` epochs; the official code uses a separate SGD
+      (``lr * 0.03``, momentum 0.9, weight decay 0.01) for ``n_epochs // 3 -
+      1`` epochs and keeps the checkpoint with the best validation accuracy
+      over both stages.
+    - ``margin_weight`` defaults to 1 (the official configuration uses 2).
+    - Adversarial-training and mixup variants of CRMT are not implemented.
+
+    {common_notes} Restricted to one modality, the model is ``a_m * z_m + b``.
 
     References
     ----------

@@ -20,15 +20,21 @@ class OGMGENet(ModalityNet):
     alpha : float
         Modulation strength.
     gaussian_noise : bool
-        Add the generalisation-enhancement noise to the adapter gradients.
+        Add the generalisation-enhancement noise to the modulated gradients.
+    modulation_ends : float
+        Modulate during the epochs whose 0-based index is at most
+        ``modulation_ends * max_epochs``.
     **kwargs
         Passed to :class:`ModalityNet`.
     """
 
-    def __init__(self, *args, alpha=0.5, gaussian_noise=True, **kwargs):
+    def __init__(
+        self, *args, alpha=0.5, gaussian_noise=True, modulation_ends=0.5, **kwargs
+    ):
         super().__init__(*args, **kwargs)
         self.alpha = alpha
         self.gaussian_noise = gaussian_noise
+        self.modulation_ends = modulation_ends
 
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
@@ -37,25 +43,31 @@ class OGMGENet(ModalityNet):
         logits = self.module_.fuse(feats, present)
         loss = weighted_cross_entropy(logits, y, weights)
         loss.backward()
-        with torch.no_grad():
-            z = self.module_.unimodal_logits([f.detach() for f in feats])
-            coefficients = ogm_coefficients(z, y, present, self.alpha)
-            self.modulate(coefficients)
-        self.history.record_batch("ogm_coefficients", coefficients.tolist())
+        epoch = len(self.history) - 1
+        if epoch <= self.modulation_ends * self.max_epochs:
+            with torch.no_grad():
+                z = self.module_.unimodal_logits([f.detach() for f in feats])
+                coefficients = ogm_coefficients(z, y, present, self.alpha)
+                self.modulate(coefficients)
+            self.history.record_batch("ogm_coefficients", coefficients.tolist())
         return {"loss": loss, "y_pred": logits}
 
     @torch.no_grad()
     def modulate(self, coefficients: torch.Tensor) -> None:
-        """Scale each adapter's gradients by its coefficient (+ GE noise)."""
+        """Scale each adapter's weight gradients by its coefficient (+ GE noise).
+
+        Only weight matrices are touched (biases and the head are not). The
+        noise has the standard deviation of the gradient before scaling.
+        """
         for adapter, k in zip(self.module_.adapters, coefficients):
             for param in adapter.parameters():
-                if param.grad is None:
+                if param.grad is None or param.dim() < 2:
                     continue
                 grad = param.grad
-                noise_std = float(grad.std()) if grad.numel() > 1 else 0.0
+                std = (float(grad.std()) if grad.numel() > 1 else 0.0) + 1e-8
                 grad.mul_(k)
-                if self.gaussian_noise and noise_std > 0:
-                    grad.add_(torch.randn_like(grad) * noise_std)
+                if self.gaussian_noise:
+                    grad.add_(torch.randn_like(grad) * std)
 
 
 @document
@@ -63,20 +75,26 @@ class OGMGEClassifier(BaselineClassifier):
     """Concat fusion trained with on-the-fly gradient modulation (OGM-GE).
 
     The model is :class:`ConcatClassifier`'s. At every training step each
-    modality's contribution to the fused logits, ``W_m f_m + b / n``, is scored
-    by its mean softmax probability of the true class; a modality that scores
-    above the mean of the others has its adapter gradients scaled down by
-    ``1 - tanh(alpha * (rho - 1))`` (rho = its score over the others' mean), and
-    Gaussian noise with the gradient's own standard deviation is added to every
-    adapter gradient (generalisation enhancement). Peng et al., CVPR 2022.
+    modality's share of the fused logits, ``W_m f_m + b / n``, is scored by its
+    mean softmax probability of the true class; a modality whose score exceeds
+    the mean score of the others (ratio ``rho > 1``) has the gradients of its
+    adapter's weights scaled by ``1 - tanh(alpha * rho)``, and Gaussian noise
+    with the standard deviation of each unscaled gradient is added to every
+    adapter's weight gradients (generalisation enhancement, GE). Modulation
+    runs during the first half of training by default. Peng et al., CVPR 2022.
 
     Parameters
     ----------
     alpha : float, default=0.5
-        Modulation strength (the original tunes it per dataset in about
-        [0.1, 1]).
+        Modulation strength (the official code recommends 0.1 for VGGSound
+        and 0.8 for CREMA-D).
     gaussian_noise : bool, default=True
         Add the generalisation-enhancement noise; False gives plain OGM.
+    modulation_ends : float, default=0.5
+        Modulate (and add the noise) during the epochs whose 0-based index is
+        at most ``modulation_ends * max_epochs``; later epochs are plain joint
+        training. 0.5 is the official default (epochs 0 to 50 of 100); 1.0
+        modulates throughout.
     {common_parameters}
 
     Attributes
@@ -89,21 +107,38 @@ class OGMGEClassifier(BaselineClassifier):
 
     Notes
     -----
-    Generalisation to ``n`` modalities: the discrepancy ratio of modality ``m``
-    is its score over the *mean score of the other modalities* (for two
-    modalities exactly the original ``s_a / s_v``), scores are averaged over the
-    batch rows that have the modality, and a modality absent from the whole
-    batch keeps coefficient 1 and is left out of the others' means.
+    Adaptation of the official code (GeWu-Lab/OGM-GE_CVPR2022, ``main.py``):
 
-    Modulated parameters: all parameters (weights and biases) of the dominant
-    modality's adapter, which plays the role of the original's encoder. The
-    shared head is not modulated, as in the original. The GE noise goes to every
-    adapter (coefficient 1 for the non-dominant ones), with the standard
-    deviation of that parameter's unmodulated gradient, as in the original. The
-    original modulates only during a range of epochs; here it acts throughout.
+    - Scores: the softmax probability of the true class under the modality's
+      block of the concatenation head plus ``b / n`` (the official code adds
+      half the bias for its two modalities), averaged over the batch rows that
+      have the modality (the official code sums over the batch, which gives the
+      same ratio on complete batches).
+    - Ratio and coefficient (paper, Eq. 10): ``rho_m = s_m / mean_{{k != m}}
+      s_k``; ``k_m = 1 - tanh(alpha * rho_m)`` if ``rho_m > 1``, else 1. For
+      two modalities this is the official rule (exactly one modality slowed
+      down), except at an exact tie, where the official code slows down its
+      first modality and this one slows neither. With more modalities, every
+      modality above the mean of the others is slowed down. A modality absent
+      from the whole batch keeps coefficient 1 and is left out of the others'
+      means.
+    - Modulated parameters: the official code scales the 4-D gradients only,
+      i.e. the convolution kernels of each modality's encoder (not biases,
+      batch-norm parameters or the fusion head). Here: the weight matrices of
+      each adapter's linear layers; biases and the shared head are untouched.
+    - GE noise: at every modulated step, each of those weight gradients
+      becomes ``k_m * g + N(0, (std(g) + 1e-8)^2)`` elementwise, for every
+      modality (also those with ``k_m = 1``), with ``std(g)`` taken over the
+      gradient *before* scaling, as the current official code does (an
+      earlier revision of that code used the scaled gradient's std).
+    - Optimiser: the official code uses SGD with momentum 0.9; here AdamW, as
+      for every method of the library. Adam divides each step by a running
+      gradient scale, so a coefficient that stays constant cancels out of the
+      step; the modulation acts through its changes from step to step and,
+      with GE, through the share of noise in the gradient.
 
-    The coefficients of every batch are in ``history_`` (batch records
-    ``ogm_coefficients``).
+    The coefficients of every modulated batch are in ``history_`` (batch
+    records ``ogm_coefficients``).
 
     {common_notes}
 
@@ -129,6 +164,7 @@ class OGMGEClassifier(BaselineClassifier):
         **BaselineClassifier._parameter_constraints,
         "alpha": [Interval(Real, 0, None, closed="left")],
         "gaussian_noise": ["boolean"],
+        "modulation_ends": [Interval(Real, 0, 1, closed="both")],
     }
 
     _net_class = OGMGENet
@@ -139,6 +175,7 @@ class OGMGEClassifier(BaselineClassifier):
         *,
         alpha=0.5,
         gaussian_noise=True,
+        modulation_ends=0.5,
         hidden_size=128,
         lr=1e-4,
         max_epochs=100,
@@ -172,6 +209,11 @@ class OGMGEClassifier(BaselineClassifier):
         )
         self.alpha = alpha
         self.gaussian_noise = gaussian_noise
+        self.modulation_ends = modulation_ends
 
     def _net_params(self):
-        return {"alpha": self.alpha, "gaussian_noise": self.gaussian_noise}
+        return {
+            "alpha": self.alpha,
+            "gaussian_noise": self.gaussian_noise,
+            "modulation_ends": self.modulation_ends,
+        }

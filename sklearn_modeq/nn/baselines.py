@@ -289,19 +289,28 @@ class SharedHeadFusion(FusionNet):
 
 
 def _orthonormal(z: torch.Tensor) -> torch.Tensor:
-    """Closest-in-span matrix with orthonormal rows (columns if rows > columns)."""
-    if z.shape[0] <= z.shape[1]:
-        return torch.linalg.qr(z.T).Q.T
-    return torch.linalg.qr(z).Q
+    """Gram-Schmidt of ``z``'s rows: orthonormal rows (columns if rows > columns).
+
+    The QR factor is taken with a positive diagonal of ``R``, the unique
+    factorisation of a full-rank matrix, which is continuous in ``z``. LAPACK's
+    Householder QR picks the sign of each ``R_ii`` from a pivot entry instead,
+    so a column of ``Q`` (a class score) flips sign whenever that entry crosses
+    zero during training.
+    """
+    transpose = z.shape[0] <= z.shape[1]
+    q, r = torch.linalg.qr(z.T if transpose else z)
+    sign = torch.where(r.diagonal() < 0, -1.0, 1.0).to(q.dtype)
+    q = q * sign
+    return q.T if transpose else q
 
 
 class OrthogonalFusion(FusionNet):
     """Orthogonal per-modality classifiers with integration weights (CRMT).
 
     Modality ``m`` scores ``z_m = W_m f_m`` with ``W_m`` (n_classes, h) having
-    orthonormal rows (a QR re-parametrisation of a free matrix), and the fused
-    logits are ``sum_m a_m * z_m + b`` over the present modalities with
-    per-class integration weights ``a_m``. ``lipschitz`` (a buffer,
+    orthonormal rows (the Gram-Schmidt of a free matrix, ``_orthonormal``), and
+    the fused logits are ``sum_m a_m * z_m + b`` over the present modalities
+    with per-class integration weights ``a_m``. ``lipschitz`` (a buffer,
     (n_modalities, n_classes)) holds each unimodal score's Lipschitz constant
     with respect to its input, estimated after the first training stage.
     """
@@ -341,9 +350,10 @@ def ogm_coefficients(
     The score of modality ``m`` is the mean softmax probability of the true class
     under its unimodal logits, over the samples that have it. Its discrepancy
     ratio is ``rho_m = s_m / mean_{k != m} s_k`` (for two modalities this is the
-    paper's ``s_a / s_v``), and the coefficient
-    ``k_m = 1 - tanh(alpha * relu(rho_m - 1))``: below 1 for a modality that
-    dominates the others, 1 otherwise.
+    paper's ``s_a / s_v``), and the coefficient is ``k_m = 1 - tanh(alpha *
+    rho_m)`` when ``rho_m > 1`` (a modality that dominates the others), 1
+    otherwise. As in the paper and the official code, ``k`` jumps from 1 to
+    ``1 - tanh(alpha)`` as ``rho`` crosses 1.
 
     Parameters
     ----------
@@ -370,7 +380,7 @@ def ogm_coefficients(
     total = (scores * has).sum()
     others = (total - scores) / (n_has - 1)
     ratio = scores / others.clamp_min(1e-12)
-    modulated = 1.0 - torch.tanh(alpha * F.relu(ratio - 1.0))
+    modulated = torch.where(ratio > 1.0, 1.0 - torch.tanh(alpha * ratio), 1.0)
     return torch.where(has, modulated, coefficients)
 
 
