@@ -20,6 +20,7 @@ from skorch.utils import to_tensor
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from ._data import SAMPLE_WEIGHT_KEY
+from .nn.orders import restrict
 from .shapley import ShapleyPlan, members
 
 
@@ -190,6 +191,7 @@ class AlternatingNet(ModalityNet):
         self.training_order_ = list(range(len(self.module__modalities)))
         self.active_steps_ = None
         self.shared_subsets_ = None
+        self.shared_orders_ = None
         self.shared_predictions_ = []
         return super().initialize()
 
@@ -208,11 +210,17 @@ class AlternatingNet(ModalityNet):
         with torch.no_grad():
             x = to_tensor(Xi, device=self.device)
             inputs = {k: v for k, v in x.items() if k != SAMPLE_WEIGHT_KEY}
-            logits, covered = self.module_.subset_logits(inputs, self.shared_subsets_)
-            y_pred = logits[-1]  # the last subset is the full coalition
+            module = self.module_
+            # the coalitions with the scheduler's orders, and the loss on the
+            # full coalition with every inference order: one trie walk
+            groups = [restrict(self.shared_orders_, s) for s in self.shared_subsets_]
+            states, covered = module.group_states(inputs, [*groups, module.orders])
+            logits = module.head(states[:-1])
+            covered = covered[:-1]
+            y_pred = module.head(states[-1])
             loss = self.get_loss(y_pred, yi, X=Xi, training=False)
         self.shared_predictions_.append(
-            (logits[:-1].argmax(dim=2), covered[:-1], np.asarray(yi))
+            (logits.argmax(dim=2), covered, np.asarray(yi))
         )
         return {"loss": loss, "y_pred": y_pred}
 
@@ -318,7 +326,7 @@ def _predictions(parts, empty_class: int):
     return np.concatenate(preds, axis=1), np.concatenate(truths)
 
 
-def subset_predictions(module, loader, subsets, device, empty_class: int):
+def subset_predictions(module, loader, subsets, device, empty_class: int, orders=None):
     """Predicted classes of the model restricted to each coalition.
 
     Runs the adapters once per sample and the chains of all coalitions together
@@ -337,7 +345,10 @@ def subset_predictions(module, loader, subsets, device, empty_class: int):
         for xb, yb in loader:
             xb = to_tensor(xb, device=device)
             inputs = {k: v for k, v in xb.items() if k != SAMPLE_WEIGHT_KEY}
-            logits, covered = module.subset_logits(inputs, subsets)
+            if orders is None:  # baselines' modules take no orders
+                logits, covered = module.subset_logits(inputs, subsets)
+            else:
+                logits, covered = module.subset_logits(inputs, subsets, orders)
             parts.append((logits.argmax(dim=2), covered, np.asarray(yb)))
     module.train(was_training)
     return _predictions(parts, empty_class)
@@ -427,11 +438,26 @@ class ShapleyScheduler(Callback):
             random_state=self.rng_,
         )
         self.masks_ = [int(m) for m in self.plan_.masks if m]
+        self.orders_ = self._shapley_orders(net.module_.orders, len(net.history))
         evaluated = self._evaluation_set(net, dataset_train, dataset_valid)
         if hasattr(net, "shared_subsets_") and evaluated is dataset_valid:
+            net.shared_orders_ = self.orders_
             # the validation pass computes the coalitions' predictions too
-            net.shared_subsets_ = [members(m) for m in self.masks_] + [tuple(range(n))]
+            net.shared_subsets_ = [members(m) for m in self.masks_]
             net.shared_predictions_ = []
+
+    @staticmethod
+    def _shapley_orders(orders, epoch: int):
+        """The orders whose restrictions give each coalition's accuracy.
+
+        All inference orders up to three modalities (at most 6 orders); above,
+        one order per epoch, cycling through them: the coalitions' chains are
+        then the 2**n - 1 subsequences of one order (2**n - 1 trie nodes rather
+        than up to ``len(orders) * (2**n - 1)``).
+        """
+        if len(orders) <= 6:
+            return list(orders)
+        return [orders[(epoch - 1) % len(orders)]]
 
     def _evaluation_set(self, net, dataset_train, dataset_valid):
         dataset = dataset_valid if dataset_valid is not None else dataset_train
@@ -471,6 +497,7 @@ class ShapleyScheduler(Callback):
                 [members(m) for m in masks],
                 net.device,
                 self.majority_class,
+                self.orders_,
             )
         if hasattr(net, "shared_subsets_"):
             net.shared_subsets_, net.shared_predictions_ = None, []

@@ -127,7 +127,7 @@ def test_mapped_features_stay_on_the_scale_of_the_input():
         base = torch.relu(torch.randn(64, 1))
         feats = [base + 0.1 * torch.rand(64, 16), base + 0.1 * torch.rand(64, 16)]
         mapping.update(feats, torch.ones(64, 2, dtype=torch.bool))
-    assert (mapping.maps[0, 1] > 0).float().mean() > 0.9
+    assert (mapping.matrix(0, 1) > 0).float().mean() > 0.9
     xj = torch.relu(torch.randn(100, 16)) * 3
     xhat = mapping(xj, 0, 1)
     assert xhat.max() <= xj.max() + 1e-5 and xhat.min() >= 0
@@ -147,7 +147,7 @@ def test_running_correlation_is_a_cumulative_then_momentum_average():
     mapping.update(b, present)
     expected = 0.5 * ca + 0.5 * correlation_matrix(*b)
     torch.testing.assert_close(mapping.running[0, 1], expected, atol=1e-6, rtol=1e-5)
-    torch.testing.assert_close(mapping.maps[0, 1], mapping_matrix(expected, 0.1))
+    torch.testing.assert_close(mapping.matrix(0, 1), mapping_matrix(expected, 0.1))
     assert mapping.n_updates.tolist() == [[0, 2], [2, 0]]
 
 
@@ -163,7 +163,18 @@ def test_mapping_forward_matches_eq_11():
     mapping = CrossModalMapping(2, 3, tau=0.1)
     mapping.update([torch.randn(8, 3), torch.randn(8, 3)], torch.ones(8, 2).bool())
     xj = torch.randn(4, 3)
-    torch.testing.assert_close(mapping(xj, 0, 1), xj @ mapping.maps[0, 1].T)
+    expected = xj @ mapping_matrix(mapping.running[0, 1], 0.1).T
+    torch.testing.assert_close(mapping(xj, 0, 1), expected)
+
+
+def test_evaluation_mode_refreshes_every_stale_matrix():
+    mapping = CrossModalMapping(3, 4, tau=0.1)
+    mapping.update([torch.randn(8, 4) for _ in range(3)], torch.ones(8, 3).bool())
+    mapping.eval()
+    expected = torch.stack(
+        [torch.stack([mapping_matrix(c, 0.1) for c in row]) for row in mapping.running]
+    )
+    torch.testing.assert_close(mapping.maps, expected)
 
 
 # -- memory cell -------------------------------------------------------------------------

@@ -154,11 +154,8 @@ class ModalityChainNet(nn.Module):
 
     def _start(self, feats, j: int, cache: dict):
         """Start state of modality ``j``: the cell applied to a zero state."""
-        key = (None, j)
-        if key not in cache:
-            projected = self.fusion.project_input(feats[j])
-            cache[key] = (feats[j], projected)
-            cache["start", j] = self.fusion.start_projected(feats[j], projected)
+        if ("start", j) not in cache:
+            cache["start", j] = self.fusion.start(feats[j])
         return cache["start", j]
 
     def _pair(self, feats, i: int, j: int, cache: dict):
@@ -168,13 +165,11 @@ class ModalityChainNet(nn.Module):
         chain step (and every trie node) of the pair shares them through
         ``cache``; a step then costs one state product.
         """
-        if self.mapping is None:
-            self._start(feats, j, cache)
-            return cache[None, j]
-        if (i, j) not in cache:
-            xhat = self.mapping(feats[j], i, j)
-            cache[i, j] = (xhat, self.fusion.project_input(xhat))
-        return cache[i, j]
+        key = (None, j) if self.mapping is None else (i, j)
+        if key not in cache:
+            xhat = feats[j] if self.mapping is None else self.mapping(feats[j], i, j)
+            cache[key] = (xhat, self.fusion.project_input(xhat))
+        return cache[key]
 
     def step(
         self, carry: ChainCarry, feats, present, j: int, prefix, cache: dict, dense
@@ -307,14 +302,26 @@ class ModalityChainNet(nn.Module):
             states.append(start if dense else start[own])
             rows.append(own)
         if fusion_order is not None:
-            frozen = [f.detach() for f in feats]
-            fused = self.run_order(frozen, present, tuple(fusion_order))
+            fused = self._fusion_state(feats, present, tuple(fusion_order))
             states.append(fused.state[fused.started])
             rows.append(fused.started)
         # one head call for every term
         logits = self.head(torch.cat(states)).split([len(s) for s in states])
         terms = list(zip(logits, rows))
         return StepOutput(terms, after.detach())
+
+    def _fusion_state(self, feats, present, order) -> ChainCarry:
+        """The chain along ``order`` with gradient into its last step only.
+
+        Adapters are frozen and the prefix runs without gradient: the same
+        one-step truncation as the alternating steps, so the cell learns to fuse
+        any modality into any state the chain produces, at the cost of one step.
+        """
+        frozen = [f.detach() for f in feats]
+        with torch.no_grad():
+            carry = self.run_order(frozen, present, order[:-1])
+        dense = bool(present[:, list(order)].all())
+        return self.step(carry, frozen, present, order[-1], order[:-1], {}, dense)
 
     # -- inference --------------------------------------------------------------------
     def group_states(self, inputs, groups):
@@ -342,8 +349,11 @@ class ModalityChainNet(nn.Module):
         states, _ = self.group_states(inputs, [self.orders])
         return self.head(states[0])
 
-    def subset_logits(self, inputs, subsets: Sequence[tuple[int, ...]]):
+    def subset_logits(self, inputs, subsets: Sequence[tuple[int, ...]], orders=None):
         """Hybrid-order logits of the model restricted to each coalition.
+
+        Each coalition averages the restrictions of ``orders`` (default: the
+        inference orders), so its chains share prefixes with the others'.
 
         Returns
         -------
@@ -352,6 +362,7 @@ class ModalityChainNet(nn.Module):
             False where a sample has none of the coalition's modalities (its
             logits are then meaningless).
         """
-        groups = [self.orders_of(s) for s in subsets]
+        orders = self.orders if orders is None else orders
+        groups = [restrict(orders, s) for s in subsets]
         states, covered = self.group_states(inputs, groups)
         return self.head(states), covered

@@ -55,11 +55,18 @@ class MemoryCell(nn.Module):
         Every chain starts here, so a one-modality state and a fused state come
         out of the same cell, on the same scale, for the shared head.
         """
-        _, inp, out = projected.sigmoid().chunk(3, dim=1)
+        if projected.shape[1] == 3 * self.hidden_size:
+            projected = projected[:, self.hidden_size :]
+        inp, out = projected.sigmoid().chunk(2, dim=1)
         return out * torch.tanh(inp * xhat)
 
     def start(self, xhat: torch.Tensor) -> torch.Tensor:
-        return self.start_projected(xhat, self.project_input(xhat))
+        # the forget gate multiplies a zero state: only the i and o rows matter
+        h = self.hidden_size
+        projected = torch.addmm(
+            self.gates.bias[h:], xhat, self.gates.weight[h:, h:].T
+        )
+        return self.start_projected(xhat, projected)
 
     def forward(self, state: torch.Tensor, xhat: torch.Tensor) -> torch.Tensor:
         return self.fuse_projected(state, xhat, self.project_input(xhat))

@@ -120,7 +120,11 @@ class CrossModalMapping(nn.Module):
     :meth:`update` folds a training batch into the running correlations of every
     pair at once; the first ``1 / momentum`` updates of a pair are a cumulative
     average, so the zero matrix it starts from (identity mapping) is forgotten
-    at once. ``maps`` holds the matrices in use, recomputed after each update.
+    at once. ``maps`` holds the matrices in use: while training, a pair's matrix
+    is recomputed when a step uses it after an update (a batch uses at most
+    ``2 (n - 1)`` of the ``n (n - 1)`` pairs); :meth:`refresh` recomputes every
+    stale one, and runs whenever the module is switched to evaluation mode, so
+    evaluation only reads ``maps``.
 
     Parameters
     ----------
@@ -142,6 +146,8 @@ class CrossModalMapping(nn.Module):
         self.register_buffer("running", torch.zeros(n, n, h, h))
         self.register_buffer("n_updates", torch.zeros(n, n, dtype=torch.long))
         self.register_buffer("maps", mapping_matrix(torch.zeros(n, n, h, h), tau))
+        # pairs whose running correlation changed since their matrix was made
+        self._stale: set[tuple[int, int]] = set()
 
     @torch.no_grad()
     def update(self, feats: Sequence[torch.Tensor], present: torch.Tensor) -> None:
@@ -164,8 +170,32 @@ class CrossModalMapping(nn.Module):
         weight = torch.where(seen, weight, torch.zeros_like(weight))
         self.running.lerp_(corr.to(self.running.dtype), weight[:, :, None, None])
         self.n_updates += seen.long()
-        self.maps.copy_(mapping_matrix(self.running, self.tau))
+        self._stale.update(zip(*(t.tolist() for t in torch.nonzero(seen, as_tuple=True))))
+
+    @torch.no_grad()
+    def refresh(self) -> None:
+        """Recompute the matrix of every pair updated since it was last made."""
+        for i, j in sorted(self._stale):
+            self.maps[i, j] = mapping_matrix(self.running[i, j], self.tau)
+        self._stale.clear()
+
+    def train(self, mode: bool = True):
+        if not mode:
+            self.refresh()
+        return super().train(mode)
+
+    def matrix(self, i: int, j: int) -> torch.Tensor:
+        """The mapping matrix of the ordered pair ``(i, j)``."""
+        if not self.training:
+            return self.maps[i, j]
+        with torch.no_grad():
+            if (i, j) in self._stale:
+                self.maps[i, j] = mapping_matrix(self.running[i, j], self.tau)
+                self._stale.discard((i, j))
+            # a copy: a later write into ``maps`` in the same forward pass must
+            # not invalidate what backward needs
+            return self.maps[i, j].clone()
 
     def forward(self, xj: torch.Tensor, i: int, j: int) -> torch.Tensor:
         """``xj`` (batch, h) mapped for the ordered pair ``(i, j)``."""
-        return xj @ self.maps[i, j].T
+        return xj @ self.matrix(i, j).T
