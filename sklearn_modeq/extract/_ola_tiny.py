@@ -223,7 +223,7 @@ def write_tiny_ola(
     lm = transformers.Qwen2ForCausalLM(config)
     state = {k: v.detach().clone().contiguous() for k, v in lm.state_dict().items()}
     state.update(_projectors(rnd))
-    vit = _oryx_vit(rnd)
+    vit = {k: v.to(torch.bfloat16) for k, v in _oryx_vit(rnd).items()}
     if vision_in_safetensors:
         state.update(
             {f"model.vision_tower.vision_tower.{k}": v for k, v in vit.items()}
