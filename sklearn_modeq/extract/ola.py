@@ -11,7 +11,9 @@ model's hidden states (``pooling`` = ``mean`` over the sequence or ``last`` toke
   Oryx-ViT at video resolution -> the projector's video layout -> Qwen2;
 - ``ola-7b-audio``: a WAV file -> 16 kHz, 30 s chunks (at most ``max_chunks``) ->
   Whisper-large-v3's encoder (transformers' ``WhisperEncoder``) next to BEATs, their
-  frames concatenated -> Ola's speech projector -> Qwen2.
+  frames concatenated -> Ola's speech projector -> Qwen2;
+- ``ola-7b-text``: a caption as the user turn of the same prompt (the text path
+  ``ola-7b`` instead embeds raw text through any transformers model).
 
 The media tokens sit where Ola's chat prompt has ``<image>`` / ``<speech>``::
 
@@ -65,7 +67,7 @@ from ._base import (
     require,
 )
 from ._beats import beats_fbank, load_beats
-from ._media import frame_paths, open_image, read_wav, resample
+from ._media import frame_paths, open_image, read_text, read_wav, resample
 from ._ola_modules import (
     OlaSpeechProjector,
     OlaVisionProjector,
@@ -332,19 +334,23 @@ class _OlaBackbone(Backbone):
         self._tokenizer = transformers.AutoTokenizer.from_pretrained(
             ckpt.folder, config=ckpt.lm_config(), local_files_only=True
         )
-        before, after = "", self.opts["prompt"]
-        if self.opts["chat_template"]:
-            before = SYSTEM_PROMPT + USER_TURN
-            after = "\n" + after + ASSISTANT_TURN
         self._before, self._after = (
             self._tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
-            for text in (before, after)
+            for text in self.template()
         )
         self._max_length = ckpt.config.get("tokenizer_model_max_length")
         lm = language_model(ckpt, self.dtype)
         parts = self.build_parts(ckpt, int(lm.config.hidden_size))
         self.dim_ = int(lm.config.hidden_size)
         return _OlaModel(lm, **parts)
+
+    def template(self) -> tuple[str, str]:
+        """Prompt text before and after the media tokens: Ola's ``<image>\\n`` /
+        ``<speech>\\n`` user turn followed by ``prompt``."""
+        after = "\n" + self.opts["prompt"]
+        if not self.opts["chat_template"]:
+            return "", after.strip("\n")
+        return SYSTEM_PROMPT + USER_TURN, after + ASSISTANT_TURN
 
     @abc.abstractmethod
     def build_parts(self, ckpt: OlaCheckpoint, dim: int) -> dict[str, nn.Module]:
@@ -655,3 +661,43 @@ class OlaAudio(_OlaBackbone):
             frames = torch.cat([frames, audio.to(frames.dtype)], dim=-1)
         dtype = model.projector.linear1.weight.dtype
         return [model.projector(x.to(dtype)) for x in frames.split(counts)]
+
+
+@register_backbone
+class OlaText(_OlaBackbone):
+    """Ola-7B text embeddings in Ola's chat prompt (the text is the user turn, then
+    ``prompt`` on a new line if given); shares the language model with the media
+    backbones of the same checkpoint. Options: ``pooling``, ``layer``, ``dtype``,
+    ``prompt``, ``chat_template``, ``max_length`` (512 text tokens)."""
+
+    name = "ola-7b-text"
+    media = "text (a caption, or the path of a .txt file)"
+    reads_text = True
+    options = {**_OlaBackbone.common_options, "max_length": 512}
+
+    def read(self, cell: str, base: Path) -> str:
+        return read_text(cell, base)
+
+    def preprocess(self, source: str) -> str:
+        return source
+
+    def template(self) -> tuple[str, str]:
+        after = "\n" + self.opts["prompt"] if self.opts["prompt"] else ""
+        if not self.opts["chat_template"]:
+            return "", after.lstrip("\n")
+        return SYSTEM_PROMPT + USER_TURN, after + ASSISTANT_TURN
+
+    def build_parts(self, ckpt: OlaCheckpoint, dim: int) -> dict[str, nn.Module]:
+        return {}
+
+    def media_tokens(self, batch):
+        embed = self.model_.lm.get_input_embeddings()
+        ids = self._tokenizer(
+            list(batch),
+            add_special_tokens=False,
+            truncation=True,
+            max_length=self.opts["max_length"],
+        )["input_ids"]
+        return [
+            embed(torch.tensor(t, dtype=torch.long, device=self.device)) for t in ids
+        ]

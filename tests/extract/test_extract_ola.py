@@ -38,7 +38,7 @@ from sklearn_modeq.extract.ola import (  # noqa: E402
 from .conftest import write_digit, write_tone  # noqa: E402
 
 HEADS = {"vision_heads": 2}  # Oryx-ViT's head count is not in its weights
-OPTIONS = {"image": HEADS, "video": {**HEADS, "frames": 3}, "audio": {}}
+OPTIONS = {"image": HEADS, "video": {**HEADS, "frames": 3}, "audio": {}, "text": {}}
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,12 @@ def items(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("ola_media")
     digits = load_digits()
-    out = {"image": [], "video": [], "audio": []}
+    out = {
+        "image": [],
+        "video": [],
+        "audio": [],
+        "text": ["a zero", "a much longer one"],
+    }
     for i in range(2):
         write_digit(root / f"{i}.png", digits.images[i], size=40 + 24 * i)
         out["image"].append(root / f"{i}.png")
@@ -116,6 +121,19 @@ def test_pooling_layer_and_prompt_options_change_the_embedding(tiny_ola, items, 
         assert out.shape == ref.shape and not torch.allclose(out, ref), options
     with pytest.raises(ValueError, match="pooling must be 'mean' or 'last'"):
         _backbone("image", tiny_ola, pooling="max").load()
+
+
+def test_text_without_template_equals_the_plain_lm_text_path(tiny_ola, items):
+    """ola-7b (transformers AutoModel on the raw text) is ola-7b-text without
+    Ola's chat prompt."""
+    plain = get_backbone("ola-7b")(str(tiny_ola), architecture="qwen2").load()
+    ours = _backbone("text", tiny_ola, chat_template=False).load()
+    torch.testing.assert_close(
+        _embed(ours, items["text"]),
+        plain.embed(plain.collate(items["text"])),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_preprocessing_follows_ola_resolutions(items):
