@@ -14,8 +14,12 @@ of 1 s instead of 30 s). Each modality runs in a fresh subprocess that reports
 - ``peak_mib``: peak resident memory above the baseline after imports (Linux
   ``VmHWM`` after resetting it through ``/proc/self/clear_refs``).
 
+It also times the audio features of one 30 s chunk at Ola-7b's real sizes (Whisper's
+128-bin log-mel, BEATs' fbank), which need no weights.
+
 Media are made on the machine: a 256 px digit PNG, 16 frames of 256 px for video,
-3 s WAV tones. Run: ``python -m benchmarks.bench_ola [--quick] [--device cpu|cuda]``;
+3 s WAV tones. Run: ``python -m benchmarks.bench_ola [--quick] [--device cpu|cuda]
+[--threads N]``;
 results go to ``benchmarks/results/bench_ola[_quick][_cuda].json``.
 """
 
@@ -78,7 +82,7 @@ def _status_kib(field: str) -> int:
     raise KeyError(field)
 
 
-def child(modality: str, ckpt: str, media_json: str, device: str) -> None:
+def child(modality: str, ckpt: str, media_json: str, device: str, threads: int) -> None:
     import transformers  # noqa: F401 - imported before the baselines
 
     from sklearn_modeq.extract import (
@@ -86,6 +90,8 @@ def child(modality: str, ckpt: str, media_json: str, device: str) -> None:
         ola,  # noqa: F401
     )
 
+    if threads:
+        torch.set_num_threads(threads)
     items = json.loads(Path(media_json).read_text())[modality]
     options = {"vision_heads": 2} if modality in ("image", "video") else {}
     with open("/proc/self/clear_refs", "w") as fh:
@@ -124,7 +130,31 @@ def child(modality: str, ckpt: str, media_json: str, device: str) -> None:
     )
 
 
-def measure(modality, ckpt, media_json, device):
+def real_audio_chunk_ms(repeats: int = 5) -> dict[str, float]:
+    """Audio features of one 30 s chunk at Ola-7b's sizes (no weights needed):
+    Whisper's 128-bin log-mel (transformers) and BEATs' Kaldi fbank, ms each."""
+    import transformers
+
+    from sklearn_modeq.extract._beats import beats_fbank
+
+    rng = np.random.default_rng(SEED)
+    chunk = np.zeros(480000, dtype=np.float32)
+    chunk[:48000] = 0.1 * rng.normal(size=48000)
+    features = transformers.WhisperFeatureExtractor(feature_size=128)
+    out = {}
+    for name, fn in (
+        ("whisper_mel_ms", lambda: features(chunk, sampling_rate=16000)),
+        ("beats_fbank_ms", lambda: beats_fbank(chunk)),
+    ):
+        fn()
+        tic = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        out[name] = 1e3 * (time.perf_counter() - tic) / repeats
+    return out
+
+
+def measure(modality, ckpt, media_json, device, threads):
     out = subprocess.run(
         [
             sys.executable,
@@ -136,6 +166,8 @@ def measure(modality, ckpt, media_json, device):
             media_json,
             "--device",
             device,
+            "--threads",
+            str(threads),
         ],
         check=True,
         capture_output=True,
@@ -148,10 +180,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (0: default)"
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child(*args.child, args.device)
+        child(*args.child, args.device, args.threads)
         return None
     from sklearn_modeq.cache._format import library_versions
     from sklearn_modeq.extract._ola_tiny import write_tiny_ola
@@ -163,14 +198,25 @@ def main(argv=None):
         media = root / "media.json"
         media.write_text(json.dumps(make_media(root / "media", n)))
         ckpt = str(write_tiny_ola(root / "Ola-7b", seed=SEED))
-        rows = [measure(m, ckpt, str(media), args.device) for m in MODALITIES]
-    print(f"{n} items per modality on {args.device}, {torch.get_num_threads()} threads")
+        rows = [
+            measure(m, ckpt, str(media), args.device, args.threads) for m in MODALITIES
+        ]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    audio_30s = real_audio_chunk_ms()
+    threads = args.threads or torch.get_num_threads()
+    print(f"{n} items per modality on {args.device}, {threads} threads")
     print("modality  load s  preprocess ms/item  embed ms/item  tokens  peak MiB")
     for r in rows:
         print(
             f"{r['modality']:<8} {r['load_s']:7.2f} {1e3 * r['preprocess_s']:19.1f} "
             f"{1e3 * r['embed_s']:14.1f} {r['media_tokens']:7.0f} {r['peak_mib']:9.0f}"
         )
+    print(
+        "one 30 s audio chunk at Ola-7b's sizes: Whisper log-mel "
+        f"{audio_30s['whisper_mel_ms']:.1f} ms, BEATs fbank "
+        f"{audio_30s['beats_fbank_ms']:.1f} ms"
+    )
     result = {
         "benchmark": "bench_ola",
         "quick": args.quick,
@@ -180,9 +226,11 @@ def main(argv=None):
         "device_name": torch.cuda.get_device_name()
         if args.device.startswith("cuda")
         else platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
+        "threads": threads,
+        "load_average": list(__import__("os").getloadavg()),
         "versions": library_versions(),
         "rows": rows,
+        "audio_30s_chunk": audio_30s,
     }
     RESULTS.mkdir(exist_ok=True)
     suffix = ("_quick" if args.quick else "") + (
