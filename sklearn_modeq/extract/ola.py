@@ -191,9 +191,10 @@ def _lm_class():
     )
 
 
-def language_model(ckpt: OlaCheckpoint, dtype: torch.dtype) -> nn.Module:
-    """Ola's Qwen2 language model (shared by the backbones of one folder and dtype)."""
-    key = (str(ckpt.folder.resolve()), str(dtype))
+def language_model(ckpt: OlaCheckpoint, dtype: torch.dtype, device: str) -> nn.Module:
+    """Ola's Qwen2 language model, shared by the backbones of one folder, dtype and
+    target device (built on CPU; :meth:`Backbone.load` moves it)."""
+    key = (str(ckpt.folder.resolve()), str(dtype), device)
     lm = _LM_CACHE.get(key)
     if lm is not None:
         return lm
@@ -315,6 +316,10 @@ class _OlaBackbone(Backbone):
             f"{self.opts['layer']}"
         )
 
+    def load(self, device: str | torch.device = "cpu") -> _OlaBackbone:
+        self._target = str(torch.device(device))
+        return super().load(device)
+
     def _ckpt(self) -> OlaCheckpoint:
         if not self.checkpoint:
             raise ValueError(
@@ -339,7 +344,7 @@ class _OlaBackbone(Backbone):
             for text in self.template()
         )
         self._max_length = ckpt.config.get("tokenizer_model_max_length")
-        lm = language_model(ckpt, self.dtype)
+        lm = language_model(ckpt, self.dtype, getattr(self, "_target", "cpu"))
         parts = self.build_parts(ckpt, int(lm.config.hidden_size))
         self.dim_ = int(lm.config.hidden_size)
         return _OlaModel(lm, **parts)

@@ -103,9 +103,15 @@ def test_embeddings_have_the_lm_width_and_do_not_depend_on_the_batch(
     torch.testing.assert_close(_embed(bb, items[modality]), both, rtol=0, atol=0)
 
 
-def test_backbones_of_one_checkpoint_share_the_language_model(loaded):
+def test_backbones_of_one_checkpoint_share_the_language_model(loaded, tiny_ola):
     lms = {id(bb.model_.lm) for bb in loaded.values()}
     assert len(lms) == 1
+    # another dtype or device gets its own copy; the shared one stays where it was
+    half = _backbone("text", tiny_ola, dtype="bfloat16").load()
+    elsewhere = _backbone("text", tiny_ola).load("meta")
+    for bb in (half, elsewhere):
+        assert id(bb.model_.lm) not in lms
+    assert next(loaded["text"].model_.lm.parameters()).device.type == "cpu"
 
 
 def test_pooling_layer_and_prompt_options_change_the_embedding(tiny_ola, items, loaded):
