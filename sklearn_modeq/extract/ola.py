@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import hashlib
 import json
 import math
 import weakref
@@ -397,16 +398,18 @@ class _OlaBackbone(Backbone):
         return []
 
     def _checkpoint_hash(self) -> str:
+        """The folder's fingerprint, combined with those of the weight files it names
+        from elsewhere."""
         cached = getattr(self, "_sha256", None)
         if cached is None or cached[0] != self.checkpoint:
-            digest = checkpoint_sha256(self.checkpoint)
-            folder = Path(self.checkpoint).expanduser().resolve()
+            folder = self._ckpt().folder.resolve()
+            digest = checkpoint_sha256(folder)
             outside = [
                 p for p in self.external_files() if folder not in p.resolve().parents
             ]
             if outside:
                 parts = [digest] + [checkpoint_sha256(p) for p in outside]
-                digest = checkpoint_sha256("+".join(parts))
+                digest = hashlib.sha256("+".join(parts).encode()).hexdigest()
             self._sha256 = (self.checkpoint, digest)
         return self._sha256[1]
 
@@ -514,8 +517,8 @@ class OlaImage(_OlaVision):
 @register_backbone
 class OlaVideo(_OlaVision):
     """Ola-7B video embeddings from sampled frames (module docstring). Options as
-    ``ola-7b-image`` without ``lowres``/``maxres``, plus ``frames`` (16),
-    ``maxres`` (480) and ``minres`` (288)."""
+    ``ola-7b-image`` except ``lowres``; ``frames`` (16), ``maxres`` (480) and
+    ``minres`` (288) set the frame resolution."""
 
     name = "ola-7b-video"
     media = "video as a folder of frames or a .txt list of frame paths"
