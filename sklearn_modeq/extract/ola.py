@@ -79,7 +79,7 @@ from .hf import check_pooling, pool_hidden
 
 SYSTEM_PROMPT = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
 USER_TURN = "<|im_start|>user\n"
-ASSISTANT_TURN = "<|im_end|>\n<|im_start|>assistant\n"
+ASSISTANT_TURN = "<|im_end|>\n<|im_start|>assistant\n"  # closes the user turn
 SAMPLE_RATE = 16000
 HOP_LENGTH = 160
 PIXEL_FILL = 127  # grey of Ola's padding, before normalisation
