@@ -19,6 +19,7 @@ _BUILTIN_MODULES = (
     "sklearn_modeq.extract.cav_mae",
     "sklearn_modeq.extract.m3ae",
     "sklearn_modeq.extract.hf",
+    "sklearn_modeq.extract.ola",
 )
 
 _FULL_HASH_LIMIT = 1 << 30
@@ -99,8 +100,13 @@ def load_torch_state(path: str | Path, name: str) -> dict[str, torch.Tensor]:
     return strip_prefix(state)
 
 
-def load_strict(module: torch.nn.Module, state: dict, name: str, path: Any) -> None:
-    """load_state_dict(strict=True) with an error that lists the first differences."""
+def load_strict(
+    module: torch.nn.Module, state: dict, name: str, path: Any, assign: bool = False
+) -> None:
+    """load_state_dict(strict=True) with an error that lists the first differences.
+
+    ``assign=True`` adopts the checkpoint's tensors (for a module built on the meta
+    device, which then costs no memory before loading)."""
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -115,7 +121,7 @@ def load_strict(module: torch.nn.Module, state: dict, name: str, path: Any) -> N
             f"{len(missing)} missing keys {missing[:3]}, {len(unexpected)} unexpected "
             f"keys {unexpected[:3]}, {len(shapes)} shape mismatches {shapes[:2]}."
         )
-    module.load_state_dict(state, strict=True)
+    module.load_state_dict(state, strict=True, assign=assign)
 
 
 class Backbone(abc.ABC):

@@ -21,6 +21,16 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 # ------------------------------------------------------------------- images
+def open_image(path: Path):
+    """A decoded RGB ``PIL.Image`` (MediaError if the file cannot be read)."""
+    Image = require("PIL.Image")
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (OSError, ValueError) as exc:
+        raise MediaError(f"cannot decode image {path}: {exc}") from exc
+
+
 def load_image(path: Path, size: int, mean, std, resize: int | None = None):
     """RGB image -> (3, size, size) float tensor: resize shorter side, center-crop,
     scale to [0, 1], normalise by ``mean``/``std`` (bicubic resampling)."""
@@ -137,6 +147,7 @@ def log_fbank(
     preemphasis: float = 0.97,
     low_freq: float = 20.0,
     high_freq: float = 0.0,
+    window: str = "hanning",
 ) -> torch.Tensor:
     """Kaldi-style log mel filterbank energies, shape (n_frames, num_mel_bins).
 
@@ -144,7 +155,11 @@ def log_fbank(
     edges snipped, DC offset removed, pre-emphasis, a symmetric Hann window, FFT size
     the next power of two, power spectrum, mel filters, natural log floored at the
     float32 epsilon. A clip shorter than one frame gives a single frame of zeros.
+    ``window="povey"`` (the symmetric Hann window to the power 0.85, Kaldi's
+    default, which BEATs uses) replaces the Hann window.
     """
+    if window not in ("hanning", "povey"):
+        raise ValueError(f"window must be 'hanning' or 'povey'; got {window!r}.")
     x = torch.as_tensor(wav, dtype=torch.float32)
     length = int(rate * frame_length_ms / 1000)
     shift = int(rate * frame_shift_ms / 1000)
@@ -155,7 +170,8 @@ def log_fbank(
     frames = frames - frames.mean(dim=1, keepdim=True)
     prev = torch.cat([frames[:, :1], frames[:, :-1]], dim=1)
     frames = frames - preemphasis * prev
-    frames = frames * torch.hann_window(length, periodic=False)
+    win = torch.hann_window(length, periodic=False)
+    frames = frames * (win.pow(0.85) if window == "povey" else win)
     power = torch.fft.rfft(frames, n=n_fft).abs() ** 2
     banks = mel_filterbank(num_mel_bins, n_fft, rate, low_freq, high_freq)
     mel = power @ banks.T

