@@ -32,6 +32,7 @@ from ._data import (
     validate_lazy,
     validate_X,
 )
+from ._log import EpochLog, OrderNames
 from ._training import ViewDataset, batch_loader, subset_predictions
 
 logger = logging.getLogger(__name__)
@@ -171,6 +172,7 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
 
     def _callbacks(self, seed: int, y: np.ndarray) -> list:
         callbacks = list(self._extra_callbacks(seed, y))
+        callbacks.append(("order_names", OrderNames(list(self.modalities_))))
         if self.early_stopping:
             callbacks.append(
                 EarlyStopping(
@@ -282,7 +284,12 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
             callbacks=self._callbacks(seed, y),
             device=self.device,
             verbose=int(self.verbose > 0),
-            callbacks__print_log__keys_ignored=["subset_accuracy", "shapley"],
+            callbacks__print_log=EpochLog,
+            callbacks__print_log__keys_ignored=[
+                "subset_accuracy",
+                "shapley",
+                "train_order",
+            ],
             **self._net_params(),
         )
 
