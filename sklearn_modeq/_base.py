@@ -33,6 +33,7 @@ from ._data import (
     validate_X,
 )
 from ._log import EpochLog, OrderNames
+from ._threads import limit_torch_threads
 from ._training import ViewDataset, batch_loader, subset_predictions
 
 logger = logging.getLogger(__name__)
@@ -216,7 +217,7 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
         )
         self._seed = seed
         self.net_ = self._build_net(seed, y_enc)
-        with torch_seed(seed, self.device):
+        with limit_torch_threads(), torch_seed(seed, self.device):
             self.net_.fit(data, y_enc)
             self._continue_fit(data, y_enc)
         self.history_ = self.net_.history
@@ -304,7 +305,8 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
 
     def _predict_proba(self, arrays) -> np.ndarray:
         self._prepare_inference()
-        logits = self.net_.forward(arrays, training=False)
+        with limit_torch_threads():
+            logits = self.net_.forward(arrays, training=False)
         return torch.softmax(logits.double(), dim=1).numpy()
 
     def predict_proba(self, X):
@@ -360,13 +362,14 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
         self._prepare_inference()
         dataset = self.net_.get_dataset(self._validated(X))
         loader = self.net_.get_iterator(dataset, training=False)
-        pred, _ = subset_predictions(
-            self.net_.module_,
-            loader,
-            subsets,
-            self.net_.device,
-            int(np.argmax(self.class_prior_)),
-        )
+        with limit_torch_threads():
+            pred, _ = subset_predictions(
+                self.net_.module_,
+                loader,
+                subsets,
+                self.net_.device,
+                int(np.argmax(self.class_prior_)),
+            )
         return self.classes_[pred]
 
     def __sklearn_tags__(self):
