@@ -40,8 +40,9 @@ def _check_modality_rows(array: np.ndarray, label: str, offset: int = 0) -> None
     if not finite_or_nan.all():
         row = offset + int(np.flatnonzero(~finite_or_nan.all(axis=1))[0])
         raise ValueError(
-            f"{label} row {row} contains infinity; features must be finite "
-            "(a missing modality is an all-NaN row)."
+            f"{label} row {row} contains infinity (or a value beyond float32's "
+            "range, about 3.4e38); features must be finite (a missing modality "
+            "is an all-NaN row)."
         )
     n_nan = np.isnan(array).sum(axis=1)
     partial = (n_nan > 0) & (n_nan < array.shape[1])
@@ -68,6 +69,12 @@ def _as_float_array(value, label: str, n_features: int | None = None) -> np.ndar
             f"{label} must be a 2-D array (n_samples, n_features); got a ragged "
             f"{type(value).__name__} whose rows have different lengths."
         ) from None
+    if len(shape) == 0:
+        raise TypeError(
+            f"{label} must be a 2-D array (n_samples, n_features); got "
+            f"{type(value).__name__} {value!r:.40}. Leave the key out when the "
+            "modality is missing for every sample."
+        )
     if len(shape) != 2:
         raise ValueError(
             f"{label} must be a 2-D array (n_samples, n_features); got an array "
@@ -79,17 +86,19 @@ def _as_float_array(value, label: str, n_features: int | None = None) -> np.ndar
             "least one feature column (leave the modality out of X instead)."
         )
     try:
-        array = check_array(
-            value,
-            dtype=np.float32,
-            ensure_all_finite=False,
-            ensure_min_samples=1,
-            input_name=label,
-        )
+        with np.errstate(over="ignore"):  # beyond float32: inf, reported below
+            array = check_array(
+                value,
+                dtype=np.float32,
+                ensure_all_finite=False,
+                ensure_min_samples=1,
+                input_name=label,
+            )
     except (TypeError, ValueError) as exc:
-        if label in str(exc):
+        message = str(exc).splitlines()[0]  # not the array sklearn may print
+        if label in message:
             raise
-        raise type(exc)(f"{label}: {exc}") from exc
+        raise type(exc)(f"{label}: {message}") from exc
     return np.ascontiguousarray(array)
 
 
@@ -413,7 +422,15 @@ class NanStandardizer:
         return self
 
     def transform(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {
-            name: (array - self.mean_[name]) / self.scale_[name]
-            for name, array in arrays.items()
-        }
+        out = {}
+        for name, array in arrays.items():
+            with np.errstate(over="ignore", invalid="ignore"):
+                scaled = (array - self.mean_[name]) / self.scale_[name]
+            if not (np.isfinite(scaled) | np.isnan(array)).all():
+                raise ValueError(
+                    f"X[{name!r}] has values too large to standardise (they "
+                    "overflow float32 once scaled by the training statistics); "
+                    "rescale this modality's features."
+                )
+            out[name] = scaled
+        return out

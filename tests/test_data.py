@@ -303,3 +303,33 @@ def test_dataframe_with_integer_columns_has_no_feature_names():
         TypeError, match=re.escape("X['audio'] has column names of types")
     ):
         small().fit(X, y)
+
+
+def test_none_as_a_modality_says_leave_the_key_out():
+    X, y = data()
+    X["visual"] = None
+    with pytest.raises(TypeError, match=re.escape("X['visual'] must be a 2-D array")):
+        small().fit(X, y)
+
+
+def test_value_beyond_float32_names_the_row_without_numpy_warnings():
+    X, y = data()
+    X["visual"][4, 0] = 1e300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=re.escape("X['visual'] row 4 contains")):
+            small().fit(X, y)
+
+
+def test_values_overflowing_standardisation_name_the_modality():
+    X, y = data()
+    X["audio"] = X["audio"] * 1e-3  # a scale of about 1e-3
+    clf = small().fit(X, y)
+    X["audio"][0] = 1e37  # finite in float32, but not once divided by 1e-3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(
+            ValueError,
+            match=re.escape("X['audio'] has values too large to standardise"),
+        ):
+            clf.predict(X)
