@@ -305,8 +305,7 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
 
     def _predict_proba(self, arrays) -> np.ndarray:
         self._prepare_inference()
-        with limit_torch_threads():
-            logits = self.net_.forward(arrays, training=False)
+        logits = self.net_.forward(arrays, training=False)
         return torch.softmax(logits.double(), dim=1).numpy()
 
     def predict_proba(self, X):
@@ -325,7 +324,8 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
             Columns in the order of ``classes_``.
         """
         check_is_fitted(self)
-        return self._predict_proba(self._validated(X))
+        with limit_torch_threads():
+            return self._predict_proba(self._validated(X))
 
     def predict(self, X):
         """Predicted class labels.
@@ -340,7 +340,8 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
         y : ndarray of shape (n_samples,)
         """
         check_is_fitted(self)
-        proba = self._predict_proba(self._validated(X))
+        with limit_torch_threads():
+            proba = self._predict_proba(self._validated(X))
         return self.classes_[np.argmax(proba, axis=1)]
 
     def _predict_subsets(self, X, subsets):
