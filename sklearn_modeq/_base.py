@@ -32,6 +32,8 @@ from ._data import (
     validate_lazy,
     validate_X,
 )
+from ._log import EpochLog, OrderNames
+from ._threads import limit_torch_threads
 from ._training import ViewDataset, batch_loader, subset_predictions
 
 logger = logging.getLogger(__name__)
@@ -226,6 +228,7 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
 
     def _callbacks(self, seed: int, y: np.ndarray) -> list:
         callbacks = list(self._extra_callbacks(seed, y))
+        callbacks.append(("order_names", OrderNames(list(self.modalities_))))
         if self.early_stopping:
             callbacks.append(
                 EarlyStopping(
@@ -267,7 +270,7 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
         seed = fit_seed(self.random_state)
         self._seed = seed
         self.net_ = self._build_net(seed, y_enc)
-        with torch_seed(seed, self.device):
+        with limit_torch_threads(), torch_seed(seed, self.device):
             self.net_.fit(data, y_enc)
             self._continue_fit(data, y_enc)
         self.history_ = self.net_.history
@@ -336,7 +339,12 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
             callbacks=self._callbacks(seed, y),
             device=self.device,
             verbose=int(self.verbose > 0),
-            callbacks__print_log__keys_ignored=["subset_accuracy", "shapley"],
+            callbacks__print_log=EpochLog,
+            callbacks__print_log__keys_ignored=[
+                "subset_accuracy",
+                "shapley",
+                "train_order",
+            ],
             **self._net_params(),
         )
 
@@ -369,7 +377,8 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
             Columns in the order of ``classes_``.
         """
         check_is_fitted(self)
-        return self._predict_proba(self._validated(X))
+        with limit_torch_threads():
+            return self._predict_proba(self._validated(X))
 
     def predict(self, X):
         """Predicted class labels.
@@ -384,7 +393,8 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
         y : ndarray of shape (n_samples,)
         """
         check_is_fitted(self)
-        proba = self._predict_proba(self._validated(X))
+        with limit_torch_threads():
+            proba = self._predict_proba(self._validated(X))
         return self.classes_[np.argmax(proba, axis=1)]
 
     def _predict_subsets(self, X, subsets):
@@ -405,13 +415,14 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         dataset = self.net_.get_dataset(self._validated(X))
         loader = self.net_.get_iterator(dataset, training=False)
-        pred, _ = subset_predictions(
-            self.net_.module_,
-            loader,
-            subsets,
-            self.net_.device,
-            int(np.argmax(self.class_prior_)),
-        )
+        with limit_torch_threads():
+            pred, _ = subset_predictions(
+                self.net_.module_,
+                loader,
+                subsets,
+                self.net_.device,
+                int(np.argmax(self.class_prior_)),
+            )
         return self.classes_[pred]
 
     def __sklearn_tags__(self):

@@ -8,6 +8,7 @@ modality, where an all-NaN row means "this modality is absent for this sample"
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -39,8 +40,9 @@ def _check_modality_rows(array: np.ndarray, label: str, offset: int = 0) -> None
     if not finite_or_nan.all():
         row = offset + int(np.flatnonzero(~finite_or_nan.all(axis=1))[0])
         raise ValueError(
-            f"{label} row {row} contains infinity; features must be finite "
-            "(a missing modality is an all-NaN row)."
+            f"{label} row {row} contains infinity (or a value beyond float32's "
+            "range, about 3.4e38); features must be finite (a missing modality "
+            "is an all-NaN row)."
         )
     n_nan = np.isnan(array).sum(axis=1)
     partial = (n_nan > 0) & (n_nan < array.shape[1])
@@ -52,38 +54,84 @@ def _check_modality_rows(array: np.ndarray, label: str, offset: int = 0) -> None
         )
 
 
-def _as_float_array(value, label: str) -> np.ndarray:
+def _as_float_array(value, label: str, n_features: int | None = None) -> np.ndarray:
+    """One modality as a float32 2-D array; ``n_features`` is the dimension seen
+    in fit (None in fit), used to tell one sample from one feature."""
     if sp.issparse(value):
         raise TypeError(
             f"{label} is a sparse matrix; sparse input is not supported, "
             "pass a dense array (e.g. value.toarray())."
         )
-    shape = np.shape(value)
-    if len(shape) != 2:
-        hint = (
-            " (one feature per column: use value.reshape(-1, 1))"
-            if len(shape) == 1
-            else ""
+    try:
+        shape = np.shape(value)
+    except ValueError:  # ragged nested sequences
+        raise ValueError(
+            f"{label} must be a 2-D array (n_samples, n_features); got a ragged "
+            f"{type(value).__name__} whose rows have different lengths."
+        ) from None
+    if len(shape) == 0:
+        raise TypeError(
+            f"{label} must be a 2-D array (n_samples, n_features); got "
+            f"{type(value).__name__} {value!r:.40}. Leave the key out when the "
+            "modality is missing for every sample."
         )
+    if len(shape) != 2:
         raise ValueError(
             f"{label} must be a 2-D array (n_samples, n_features); got an array "
-            f"of shape {shape}{hint}."
+            f"of shape {shape}{_reshape_hint(shape, n_features)}."
         )
-    array = check_array(
-        value,
-        dtype=np.float32,
-        ensure_all_finite=False,
-        ensure_min_samples=1,
-        input_name=label,
-    )
+    if shape[1] == 0:
+        raise ValueError(
+            f"{label} has 0 features (shape {shape}); every modality needs at "
+            "least one feature column (leave the modality out of X instead)."
+        )
+    try:
+        with np.errstate(over="ignore"):  # beyond float32: inf, reported below
+            array = check_array(
+                value,
+                dtype=np.float32,
+                ensure_all_finite=False,
+                ensure_min_samples=1,
+                input_name=label,
+            )
+    except (TypeError, ValueError) as exc:
+        message = str(exc).splitlines()[0]  # not the array sklearn may print
+        if label in message:
+            raise
+        raise type(exc)(f"{label}: {message}") from exc
     return np.ascontiguousarray(array)
 
 
-def _column_names(value):
+def _reshape_hint(shape: tuple, n_features: int | None) -> str:
+    """The reshape that probably fixes a 1-D modality array, as a message suffix."""
+    if len(shape) != 1:
+        return ""
+    if n_features is not None and n_features > 1 and shape[0] == n_features:
+        return " (a single sample: use value.reshape(1, -1))"
+    if n_features == 1 or n_features is None:
+        return " (one feature per column: use value.reshape(-1, 1))"
+    return (
+        f" (this modality was fitted with {n_features} features; for a single "
+        "sample use value.reshape(1, -1))"
+    )
+
+
+def _column_names(value, label: str):
+    """A DataFrame's column names as scikit-learn reads them: str names are
+    feature names, non-str names are none, a mix is an error."""
     columns = getattr(value, "columns", None)
     if columns is None:
         return None
-    return np.asarray([str(c) for c in columns], dtype=object)
+    is_str = [isinstance(c, str) for c in columns]
+    if not any(is_str):
+        return None
+    if not all(is_str):
+        kinds = sorted({type(c).__name__ for c in columns})
+        raise TypeError(
+            f"{label} has column names of types {kinds}; feature names must be "
+            "all str (or none: e.g. value.columns = value.columns.astype(str))."
+        )
+    return np.asarray(list(columns), dtype=object)
 
 
 def validate_X(estimator, X, *, reset: bool) -> dict[str, np.ndarray]:
@@ -110,9 +158,22 @@ def validate_X(estimator, X, *, reset: bool) -> dict[str, np.ndarray]:
     if _is_mapping(X):
         arrays = _validate_mapping(estimator, X, reset=reset)
     else:
+        _check_not_a_sequence_of_modalities(X)
         arrays = _validate_single(estimator, X, reset=reset)
     _check_some_modality_present(arrays, single=not _is_mapping(X))
     return arrays
+
+
+def _check_not_a_sequence_of_modalities(X) -> None:
+    """A list of 2-D arrays is a common first try; say what ``X`` must be."""
+    if not isinstance(X, (list, tuple)):
+        return
+    if any(getattr(item, "ndim", 1) >= 2 or sp.issparse(item) for item in X):
+        raise TypeError(
+            f"X is a {type(X).__name__} of {len(X)} arrays; multimodal X must be a "
+            "dict (or SliceDict) of modality name -> 2-D array, e.g. "
+            "SliceDict(audio=A, visual=V) (SliceDict is in sklearn_modeq)."
+        )
 
 
 def _validate_single(estimator, X, *, reset: bool) -> dict[str, np.ndarray]:
@@ -162,11 +223,16 @@ def _validate_mapping(estimator, X, *, reset: bool) -> dict[str, np.ndarray]:
     names = {}
     for name, value in X.items():
         label = _label(name, single=False)
-        names[name] = _column_names(value)
-        arrays[name] = _as_float_array(value, label)
+        names[name] = _column_names(value, label)
+        expected = None if reset else estimator.n_features_per_modality_[name]
+        arrays[name] = _as_float_array(value, label, expected)
         _check_modality_rows(arrays[name], label)
     _check_same_n_samples(arrays)
     if reset:
+        _check_every_modality_has_rows(
+            {name: int((~np.isnan(a[:, 0])).sum()) for name, a in arrays.items()},
+            n_samples_of(arrays),
+        )
         estimator.modalities_ = list(arrays)
         estimator.n_features_per_modality_ = {k: v.shape[1] for k, v in arrays.items()}
         estimator.feature_names_per_modality_ = names
@@ -175,6 +241,17 @@ def _validate_mapping(estimator, X, *, reset: bool) -> dict[str, np.ndarray]:
             del estimator.feature_names_in_  # left over from a fit on one array
         return arrays
     return _complete_modalities(estimator, arrays, names)
+
+
+def _check_every_modality_has_rows(present: Mapping[str, int], n_samples: int) -> None:
+    """In fit, a modality with no present row cannot be learnt: an error."""
+    for name, count in present.items():
+        if count == 0:
+            raise ValueError(
+                f"X[{name!r}] has no present rows: all {n_samples} rows are NaN "
+                "(missing), so this modality cannot be learnt. Fit without the "
+                f"key {name!r}, or give it at least one sample with values."
+            )
 
 
 def _check_same_n_samples(arrays: Mapping[str, np.ndarray]) -> None:
@@ -204,6 +281,7 @@ def _complete_modalities(estimator, arrays, names) -> dict[str, np.ndarray]:
                 f"was fitted with {expected} features for this modality."
             )
         fitted_names = estimator.feature_names_per_modality_.get(name)
+        _warn_feature_names(estimator, name, fitted_names, names[name])
         if (
             fitted_names is not None
             and names[name] is not None
@@ -216,6 +294,25 @@ def _complete_modalities(estimator, arrays, names) -> dict[str, np.ndarray]:
             )
         complete[name] = arrays[name]
     return complete
+
+
+def _warn_feature_names(estimator, name, fitted_names, names) -> None:
+    """scikit-learn's feature-name warnings, per modality."""
+    cls = type(estimator).__name__
+    if fitted_names is not None and names is None:
+        warnings.warn(
+            f"X[{name!r}] does not have valid feature names, but {cls} was "
+            "fitted with feature names",
+            UserWarning,
+            stacklevel=2,
+        )
+    elif fitted_names is None and names is not None:
+        warnings.warn(
+            f"X[{name!r}] has feature names, but {cls} was fitted without "
+            "feature names",
+            UserWarning,
+            stacklevel=2,
+        )
 
 
 def _check_some_modality_present(arrays, single, offset: int = 0) -> None:
@@ -285,11 +382,15 @@ def validate_lazy(estimator, view, *, reset: bool, batch_size: int = 4096) -> No
                     f"{type(estimator).__name__} was fitted with {expected} "
                     "features for this modality."
                 )
+    present = dict.fromkeys(names, 0)
     for start in range(0, view.n_samples, batch_size):
         batch = view.take(slice(start, min(start + batch_size, view.n_samples)))
         for name, array in batch.items():
             _check_modality_rows(array, _label(name, single=False), offset=start)
+            present[name] += int((~np.isnan(array[:, 0])).sum())
         _check_some_modality_present(batch, single=False, offset=start)
+    if reset:
+        _check_every_modality_has_rows(present, view.n_samples)
 
 
 class NanStandardizer:
@@ -321,7 +422,15 @@ class NanStandardizer:
         return self
 
     def transform(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {
-            name: (array - self.mean_[name]) / self.scale_[name]
-            for name, array in arrays.items()
-        }
+        out = {}
+        for name, array in arrays.items():
+            with np.errstate(over="ignore", invalid="ignore"):
+                scaled = (array - self.mean_[name]) / self.scale_[name]
+            if not (np.isfinite(scaled) | np.isnan(array)).all():
+                raise ValueError(
+                    f"X[{name!r}] has values too large to standardise (they "
+                    "overflow float32 once scaled by the training statistics); "
+                    "rescale this modality's features."
+                )
+            out[name] = scaled
+        return out

@@ -116,9 +116,9 @@ class ShapleyAlternatingClassifier(
         Column names of DataFrame inputs.
     n_features_in_ : int
         Total number of features over all modalities.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names when ``X`` was a single DataFrame.
-    shapley_history_ : ndarray of shape (n_iter_, n_modalities)
+    shapley_history_ : ndarray of shape (`n_iter_`, n_modalities)
         Shapley value of each modality (columns as ``modalities_``) after each
         epoch.
     order_history_ : list of tuple of str

@@ -3,7 +3,9 @@
 Every function draws on the matplotlib Axes given as ``ax`` (a new figure is made
 when it is ``None``) and returns that Axes. Nothing here selects a backend or calls
 ``plt.show()``: set the backend as usual (``MPLBACKEND=Agg`` for scripts without a
-display) and save with ``ax.figure.savefig(path)``.
+display) and save with ``ax.figure.savefig(path)``. On Axes of your own figure,
+call ``fig.tight_layout()`` (or create it with ``layout="constrained"``) so that
+legends placed beside the Axes stay inside the saved image.
 """
 
 from __future__ import annotations
@@ -25,11 +27,15 @@ __all__ = [
 
 
 def _get_ax(ax):
-    """Return ``ax``, or the Axes of a new figure when ``ax`` is None."""
+    """Return ``ax``, or the Axes of a new figure when ``ax`` is None.
+
+    A new figure uses the constrained layout, which keeps a legend placed beside
+    the Axes inside the saved image.
+    """
     if ax is None:
         import matplotlib.pyplot as plt
 
-        _, ax = plt.subplots()
+        _, ax = plt.subplots(layout="constrained")
     return ax
 
 
@@ -216,7 +222,8 @@ def plot_modality_accuracy(results: pd.DataFrame, ax=None):
     """Plot unimodal and fused accuracy of each method as grouped bars.
 
     One group of bars per method, one bar (colour) per modality within a group,
-    with the ``"fused"`` accuracy last.
+    with the ``"fused"`` accuracy last. The legend is placed to the right of the
+    Axes, so it never covers a bar.
 
     Parameters
     ----------
@@ -277,7 +284,8 @@ def plot_modality_accuracy(results: pd.DataFrame, ax=None):
     ax.set_title("Unimodal and fused accuracy")
     ax.grid(True, axis="y", alpha=0.3)
     ax.set_axisbelow(True)
-    ax.legend(title="modality")
+    # beside the axes: inside, it covers the bars of the last methods
+    ax.legend(title="modality", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return ax
 
 

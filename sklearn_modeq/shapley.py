@@ -50,7 +50,7 @@ def members(mask: int) -> tuple[int, ...]:
 
 
 def all_masks(n: int) -> np.ndarray:
-    """Every coalition of ``n`` modalities, ``0 .. 2**n - 1``."""
+    """Every coalition of ``n`` modalities, as the bit masks ``0`` to ``2**n - 1``."""
     return np.arange(1 << n, dtype=np.int64)
 
 

@@ -1,6 +1,7 @@
 """Bad input gets a clear error naming the modality, row or parameter."""
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -212,3 +213,123 @@ def test_dataframe_columns_are_kept_and_checked():
         match=re.escape("X['audio'] has columns that differ from those seen in fit"),
     ):
         clf.predict(X)
+
+
+def test_modality_without_present_rows_in_fit_raises():
+    # issue 14: an all-NaN modality was accepted, leaking numpy RuntimeWarnings
+    X, y = data()
+    X["visual"][:] = np.nan
+    msg = "X['visual'] has no present rows: all 30 rows are NaN (missing)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning on the way
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            small().fit(X, y)
+
+
+@pytest.mark.parametrize("same_shape", [True, False])
+def test_list_of_arrays_says_x_must_be_a_dict(same_shape):
+    X, y = data()
+    arrays = [X["audio"], X["audio"] if same_shape else X["visual"]]
+    msg = (
+        "X is a list of 2 arrays; multimodal X must be a dict (or SliceDict) of "
+        "modality name -> 2-D array"
+    )
+    with pytest.raises(TypeError, match=re.escape(msg)):
+        small().fit(arrays, y)
+
+
+def test_single_1d_sample_at_predict_advises_reshape_1_minus_1(fitted):
+    X, _ = data()
+    one = {name: value[0] for name, value in X.items()}
+    msg = "got an array of shape (4,) (a single sample: use value.reshape(1, -1))"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        fitted.predict(one)
+
+
+def test_zero_column_modality_names_the_modality():
+    X, y = data()
+    X["visual"] = X["visual"][:, :0]
+    msg = "X['visual'] has 0 features (shape (30, 0))"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        small().fit(X, y)
+
+
+def test_non_numeric_values_name_the_modality():
+    X, y = data()
+    X["visual"] = np.full((30, 3), "a", dtype=object)
+    with pytest.raises(ValueError, match=re.escape("X['visual']")):
+        small().fit(X, y)
+
+
+def test_fitted_on_dataframes_predicted_with_arrays_warns():
+    pd = pytest.importorskip("pandas")
+    X, y = data()
+    frames = {
+        k: pd.DataFrame(v, columns=[f"{k}{i}" for i in range(v.shape[1])])
+        for k, v in X.items()
+    }
+    clf = small().fit(frames, y)
+    msg = (
+        "X['audio'] does not have valid feature names, but "
+        "ShapleyAlternatingClassifier was fitted with feature names"
+    )
+    with pytest.warns(UserWarning, match=re.escape(msg)):
+        clf.predict({"audio": X["audio"], "visual": frames["visual"]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf.predict(frames)
+
+
+def test_fitted_on_arrays_predicted_with_dataframes_warns(fitted):
+    pd = pytest.importorskip("pandas")
+    X, _ = data()
+    X["visual"] = pd.DataFrame(X["visual"], columns=list("abc"))
+    msg = (
+        "X['visual'] has feature names, but ShapleyAlternatingClassifier was "
+        "fitted without feature names"
+    )
+    with pytest.warns(UserWarning, match=re.escape(msg)):
+        fitted.predict(X)
+
+
+def test_dataframe_with_integer_columns_has_no_feature_names():
+    pd = pytest.importorskip("pandas")
+    X, y = data()
+    X["audio"] = pd.DataFrame(X["audio"])
+    clf = small().fit(X, y)
+    assert clf.feature_names_per_modality_["audio"] is None
+    X["audio"].columns = [0, "b", "c", "d"]
+    with pytest.raises(
+        TypeError, match=re.escape("X['audio'] has column names of types")
+    ):
+        small().fit(X, y)
+
+
+def test_none_as_a_modality_says_leave_the_key_out():
+    X, y = data()
+    X["visual"] = None
+    with pytest.raises(TypeError, match=re.escape("X['visual'] must be a 2-D array")):
+        small().fit(X, y)
+
+
+def test_value_beyond_float32_names_the_row_without_numpy_warnings():
+    X, y = data()
+    X["visual"][4, 0] = 1e300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=re.escape("X['visual'] row 4 contains")):
+            small().fit(X, y)
+
+
+def test_values_overflowing_standardisation_name_the_modality():
+    X, y = data()
+    X["audio"] = X["audio"] * 1e-3  # a scale of about 1e-3
+    clf = small().fit(X, y)
+    X["audio"][0] = 1e37  # finite in float32, but not once divided by 1e-3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(
+            ValueError,
+            match=re.escape("X['audio'] has values too large to standardise"),
+        ):
+            clf.predict(X)

@@ -110,3 +110,14 @@ def test_loaded_slicedict_fits_like_the_original_arrays(cache):
         small().fit(loaded, y_loaded).predict_proba(loaded),
         small().fit(X, y).predict_proba(X),
     )
+
+
+def test_lazy_modality_without_present_rows_raises(tmp_path):
+    # issue 14: the same rule as in memory, checked while streaming
+    X, y = imbalanced(n=60)
+    X["visual"][:] = np.nan
+    write_cache(tmp_path / "train.h5", X, y, batch_size=32)
+    view = open_lazy(tmp_path, "train")
+    msg = "X['visual'] has no present rows: all 60 rows are NaN (missing)"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        small().fit(view, view.labels)

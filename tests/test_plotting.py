@@ -161,6 +161,29 @@ def test_modality_accuracy_one_bar_per_method_and_modality(tmp_path):
     _save_png(ax, tmp_path / "modality_accuracy.png")
 
 
+@pytest.mark.parametrize("own_figure", [False, True])
+def test_modality_accuracy_legend_covers_no_bar(own_figure):
+    # issue 14: with every bar high, the legend sat on the last methods' bars
+    methods = [f"method {i}" for i in range(10)]
+    modalities = ["pixel", "fourier", "morphological", "fused"]
+    results = pd.DataFrame(
+        [(m, mod, 0.95) for m in methods for mod in modalities],
+        columns=["method", "modality", "accuracy"],
+    )
+    if own_figure:
+        fig, ax = plt.subplots(figsize=(12, 4.5))
+        plot_modality_accuracy(results, ax=ax)
+        fig.tight_layout()
+    else:
+        ax = plot_modality_accuracy(results)
+        fig = ax.figure
+    fig.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    assert not any(legend.overlaps(bar.get_window_extent()) for bar in ax.patches)
+    assert fig.bbox.contains(legend.x0, legend.y0)
+    assert fig.bbox.contains(legend.x1, legend.y1)
+
+
 def test_modality_accuracy_skips_absent_combinations():
     results = _modality_results()
     results = results[~((results.method == "concat") & (results.modality == "audio"))]

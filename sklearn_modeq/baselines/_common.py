@@ -59,7 +59,7 @@ classes_ : ndarray of shape (n_classes,)
         Column names of DataFrame inputs.
     n_features_in_ : int
         Total number of features over all modalities.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names when ``X`` was a single DataFrame.
     history_ : skorch.History
         Per-epoch records (``train_loss``, ``valid_loss``, durations).

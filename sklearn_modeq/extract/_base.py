@@ -179,7 +179,7 @@ class Backbone(abc.ABC):
 
     @abc.abstractmethod
     def forward(self, batch: Any) -> torch.Tensor:
-        """Embed a collated batch on :attr:`device`; returns (B, dim_)."""
+        """Embed a collated batch on :attr:`device`; returns ``(B, dim_)``."""
 
     def preprocessing(self) -> dict[str, Any]:
         """What :meth:`preprocess` does, recorded in the cache attributes."""
