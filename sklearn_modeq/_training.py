@@ -219,9 +219,7 @@ class AlternatingNet(ModalityNet):
             covered = covered[:-1]
             y_pred = module.head(states[-1])
             loss = self.get_loss(y_pred, yi, X=Xi, training=False)
-        self.shared_predictions_.append(
-            (logits.argmax(dim=2), covered, np.asarray(yi))
-        )
+        self.shared_predictions_.append((logits.argmax(dim=2), covered, np.asarray(yi)))
         return {"loss": loss, "y_pred": y_pred}
 
     def get_iterator(self, dataset, training=False):

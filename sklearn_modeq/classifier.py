@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseModalityClassifier
 from ._inference import InferencePlan, candidate_logits, fused_outputs
+from ._threads import limit_torch_threads
 from ._training import AlternatingNet, ShapleyScheduler
 from .nn import ModalityChainNet
 from .nn.combiner import CandidateCombiner, candidate_groups, fit_combiner
@@ -353,11 +354,18 @@ class ShapleyAlternatingClassifier(
         arrays = self._validated(X)
         empty = int(np.argmax(self.class_prior_))
         preds = []
-        for subset in subsets:
-            _, logits, covered = self._fused(arrays, present_only=subset)
-            pred = np.where(covered, logits.argmax(axis=1), empty)
-            preds.append(self.classes_[pred])
+        with limit_torch_threads():
+            for subset in subsets:
+                _, logits, covered = self._fused(arrays, present_only=subset)
+                pred = np.where(covered, logits.argmax(axis=1), empty)
+                preds.append(self.classes_[pred])
         return np.array(preds)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # the torch model computes in float32 whatever the input dtype
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
 
     def transform(self, X):
         """The fused representation the head classifies.
@@ -377,7 +385,8 @@ class ShapleyAlternatingClassifier(
             by the combiner's temperature when weighted).
         """
         check_is_fitted(self)
-        states, _, _ = self._fused(self._validated(X))
+        with limit_torch_threads():
+            states, _, _ = self._fused(self._validated(X))
         return states
 
 

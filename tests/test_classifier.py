@@ -211,8 +211,10 @@ def test_concurrent_predictions_with_different_settings_equal_sequential(fitted)
     from concurrent.futures import ThreadPoolExecutor
 
     clf, X, _ = fitted
-    models = {m: copy.copy(clf).set_params(inference_order=m) for m in
-              ("weighted", "hybrid", "last")}
+    models = {
+        m: copy.copy(clf).set_params(inference_order=m)
+        for m in ("weighted", "hybrid", "last")
+    }
     jobs = [("weighted", "hybrid", "last", "hybrid")[i % 4] for i in range(8)]
     expected = {m: models[m].predict_proba(X) for m in models}
     with ThreadPoolExecutor(4) as pool:
@@ -226,7 +228,9 @@ def test_combiner_is_fitted_on_the_validation_split(fitted):
     combiner = clf.combiner_
     n_orders = len(clf.net_.module_.orders)
     assert combiner.kinds.tolist() == [0] * n_orders + [1, 2]
-    moved = (combiner.bias - combiner.prior_bias).abs().sum() + combiner.slope.abs().sum()
+    moved = (
+        combiner.bias - combiner.prior_bias
+    ).abs().sum() + combiner.slope.abs().sum()
     assert float(moved) > 0
 
 

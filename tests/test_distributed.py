@@ -223,11 +223,11 @@ empty_steps = 0
 forward = _AlternatingStep.forward
 
 
-def counting_forward(self, inputs, order, k):
+def counting_forward(self, inputs, order, k, carry=None, fusion_order=None):
     global empty_steps
-    logits, rows = forward(self, inputs, order, k)
-    empty_steps += int(rows.sum()) == 0
-    return logits, rows
+    out = forward(self, inputs, order, k, carry, fusion_order)
+    empty_steps += int(out.terms[0][1].sum()) == 0
+    return out
 
 
 _AlternatingStep.forward = counting_forward

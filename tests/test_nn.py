@@ -110,12 +110,21 @@ def test_surviving_share_falls_as_tau_rises():
     g = torch.Generator().manual_seed(1)
     shared = torch.randn(2048, 8, generator=g)
     xi = torch.relu(torch.cat([shared, torch.randn(2048, 24, generator=g)], 1))
-    xj = torch.relu(torch.cat([shared + 0.5 * torch.randn(2048, 8, generator=g),
-                               torch.randn(2048, 24, generator=g)], 1))
+    xj = torch.relu(
+        torch.cat(
+            [
+                shared + 0.5 * torch.randn(2048, 8, generator=g),
+                torch.randn(2048, 24, generator=g),
+            ],
+            1,
+        )
+    )
     c = correlation_matrix(xi, xj)
     off = ~torch.eye(32, dtype=torch.bool)
-    shares = [float((threshold_correlation(c, t)[off] > 0).float().mean())
-              for t in (0.0, 0.1, 0.2, 0.3, 0.6)]
+    shares = [
+        float((threshold_correlation(c, t)[off] > 0).float().mean())
+        for t in (0.0, 0.1, 0.2, 0.3, 0.6)
+    ]
     assert all(a >= b for a, b in zip(shares, shares[1:]))
     assert shares[2] < 0.1 < shares[0]
 
@@ -182,7 +191,8 @@ def test_memory_cell_matches_eq_12_to_14():
     torch.manual_seed(0)
     cell = MemoryCell(2)
     s, xhat = torch.randn(3, 2), torch.randn(3, 2)
-    W, b = cell.gates.weight, cell.gates.bias
+    W = torch.cat([cell.weight_state, cell.weight_input], dim=1)
+    b = cell.bias
     z = torch.sigmoid(torch.cat([s, xhat], 1) @ W.T + b)
     f, i, o = z[:, :2], z[:, 2:4], z[:, 4:]
     expected = o * torch.tanh(f * s + i * xhat)
@@ -199,7 +209,9 @@ def test_chain_starts_with_the_cell_on_a_zero_state():
 # -- the chain -----------------------------------------------------------------------------
 def test_chain_of_two_by_hand():
     torch.manual_seed(0)
-    net = train_a_little(make_net(modalities=["a", "b"], input_dims=[3, 2], tau=0.0), (0, 1))
+    net = train_a_little(
+        make_net(modalities=["a", "b"], input_dims=[3, 2], tau=0.0), (0, 1)
+    )
     x = inputs(4, dims=(3, 2))
     fa = torch.relu(net.adapters[0][0](x["a"]))
     fb = torch.relu(net.adapters[1][0](x["b"]))
@@ -313,7 +325,7 @@ def test_alternating_step_freezes_earlier_adapters():
     assert net.adapters[1][0].weight.grad is None  # earlier: frozen
     assert net.adapters[0][0].weight.grad is not None  # trained modality
     assert net.adapters[2][0].weight.grad is None  # later: not used
-    assert net.fusion.gates.weight.grad is not None
+    assert net.fusion.weight_state.grad is not None
 
 
 def test_every_step_has_the_trained_modalitys_own_term():
@@ -355,7 +367,7 @@ def test_fusion_term_trains_the_cell_and_head_on_a_full_order_only():
     for adapter in net.adapters:
         grad = adapter[0].weight.grad
         assert grad is None or not grad.any()
-    assert net.fusion.gates.weight.grad is not None
+    assert net.fusion.weight_state.grad is not None
     assert net.head.weight.grad is not None
 
 
@@ -431,13 +443,17 @@ def test_combiner_weights_are_a_distribution_over_available_candidates():
     torch.testing.assert_close(w.sum(0), torch.ones(5))
     assert (w[2, :2] == 0).all()
     # prior: orders share weight equally, the modality alone weighs e^-1 as much
-    torch.testing.assert_close(w[2, 2:], torch.full((3,), math.exp(-1) / (2 + math.exp(-1))))
+    torch.testing.assert_close(
+        w[2, 2:], torch.full((3,), math.exp(-1) / (2 + math.exp(-1)))
+    )
 
 
 def test_combiner_learns_to_ignore_a_useless_candidate():
     g = torch.Generator().manual_seed(0)
     y = torch.randint(0, 3, (300,), generator=g)
-    good = torch.nn.functional.one_hot(y, 3).float() * 3 + torch.randn(300, 3, generator=g)
+    good = torch.nn.functional.one_hot(y, 3).float() * 3 + torch.randn(
+        300, 3, generator=g
+    )
     noise = torch.randn(300, 3, generator=g) * 3
     logits = torch.stack([good, noise])
     available = torch.ones(2, 300, dtype=torch.bool)

@@ -138,7 +138,9 @@ class ModalityChainNet(nn.Module):
         feats: list[torch.Tensor | None] = [None] * len(xs)
         for m in which:
             x = torch.nan_to_num(xs[m], nan=0.0)
-            with torch.set_grad_enabled(torch.is_grad_enabled() and (grad is None or m in grad)):
+            with torch.set_grad_enabled(
+                torch.is_grad_enabled() and (grad is None or m in grad)
+            ):
                 feats[m] = self.adapters[m](x)
         return feats, present
 
@@ -155,7 +157,10 @@ class ModalityChainNet(nn.Module):
     def _start(self, feats, j: int, cache: dict):
         """Start state of modality ``j``: the cell applied to a zero state."""
         if ("start", j) not in cache:
-            cache["start", j] = self.fusion.start(feats[j])
+            # the projection of the unmapped features (shared with the pair
+            # projection when there is no mapping)
+            xhat, projected = self._projected(feats, None, j, cache)
+            cache["start", j] = self.fusion.start_projected(xhat, projected)
         return cache["start", j]
 
     def _pair(self, feats, i: int, j: int, cache: dict):
@@ -165,11 +170,14 @@ class ModalityChainNet(nn.Module):
         chain step (and every trie node) of the pair shares them through
         ``cache``; a step then costs one state product.
         """
-        key = (None, j) if self.mapping is None else (i, j)
-        if key not in cache:
-            xhat = feats[j] if self.mapping is None else self.mapping(feats[j], i, j)
-            cache[key] = (xhat, self.fusion.project_input(xhat))
-        return cache[key]
+        return self._projected(feats, None if self.mapping is None else i, j, cache)
+
+    def _projected(self, feats, i, j: int, cache: dict):
+        """``j`` mapped against ``i`` (unmapped for ``i=None``) and its projection."""
+        if (i, j) not in cache:
+            xhat = feats[j] if i is None else self.mapping(feats[j], i, j)
+            cache[i, j] = (xhat, self.fusion.project_input(xhat))
+        return cache[i, j]
 
     def step(
         self, carry: ChainCarry, feats, present, j: int, prefix, cache: dict, dense
@@ -281,7 +289,9 @@ class ModalityChainNet(nn.Module):
         n = len(self.modalities)
         # once per batch: the first step, or every step when each runs its own
         # prefix (one pass per modality)
-        update = self.training and self.mapping is not None and (k == 0 or carry is None)
+        update = (
+            self.training and self.mapping is not None and (k == 0 or carry is None)
+        )
         need_all = update or fusion_order is not None
         which = range(n) if need_all else (prefix + (j,) if carry is None else (j,))
         feats, present = self.encode(inputs, which=which, grad=(j,))

@@ -7,6 +7,8 @@ ablation.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -19,6 +21,11 @@ class MemoryCell(nn.Module):
     of the weaker modality's features). A chain starts with the cell applied to a
     zero state (:meth:`start`).
 
+    ``W = [W_s | W_x]`` is stored as its two column blocks, ``weight_state`` and
+    ``weight_input`` (each ``(3h, h)``), initialised as one ``Linear(2h, 3h)``:
+    the two products need no slicing of a shared matrix, whose backward would
+    allocate a full-size gradient per slice.
+
     Parameters
     ----------
     hidden_size : int
@@ -28,7 +35,11 @@ class MemoryCell(nn.Module):
     def __init__(self, hidden_size: int):
         super().__init__()
         self.hidden_size = hidden_size
-        self.gates = nn.Linear(2 * hidden_size, 3 * hidden_size)
+        h = hidden_size
+        bound = 1.0 / math.sqrt(2 * h)  # nn.Linear(2h, 3h)'s initialisation
+        self.weight_state = nn.Parameter(torch.empty(3 * h, h).uniform_(-bound, bound))
+        self.weight_input = nn.Parameter(torch.empty(3 * h, h).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(3 * h).uniform_(-bound, bound))
 
     def project_input(self, xhat: torch.Tensor) -> torch.Tensor:
         """``W_x xhat + b``: the gates' share that does not depend on the state.
@@ -36,15 +47,11 @@ class MemoryCell(nn.Module):
         Inference computes it once per (predecessor, modality) pair and reuses
         it at every chain step of that pair (:meth:`fuse_projected`).
         """
-        return torch.addmm(
-            self.gates.bias, xhat, self.gates.weight[:, self.hidden_size :].T
-        )
+        return torch.addmm(self.bias, xhat, self.weight_input.T)
 
     def fuse_projected(self, state, xhat, projected):
         """The cell given ``projected = project_input(xhat)``."""
-        # W [s; xhat] as two products on column blocks of W: no concatenated copy
-        weight = self.gates.weight[:, : self.hidden_size]
-        gates = torch.addmm(projected, state, weight.T).sigmoid()
+        gates = torch.addmm(projected, state, self.weight_state.T).sigmoid()
         forget, inp, out = gates.chunk(3, dim=1)
         memory = torch.addcmul(forget * state, inp, xhat)
         return out * torch.tanh(memory)
@@ -53,20 +60,15 @@ class MemoryCell(nn.Module):
         """The cell applied to a zero state: ``o * tanh(i * xhat)``.
 
         Every chain starts here, so a one-modality state and a fused state come
-        out of the same cell, on the same scale, for the shared head.
+        out of the same cell, on the same scale, for the shared head. (The
+        forget gate multiplies the zero state; its third of ``projected`` is
+        unused.)
         """
-        if projected.shape[1] == 3 * self.hidden_size:
-            projected = projected[:, self.hidden_size :]
-        inp, out = projected.sigmoid().chunk(2, dim=1)
+        _, inp, out = projected.sigmoid().chunk(3, dim=1)
         return out * torch.tanh(inp * xhat)
 
     def start(self, xhat: torch.Tensor) -> torch.Tensor:
-        # the forget gate multiplies a zero state: only the i and o rows matter
-        h = self.hidden_size
-        projected = torch.addmm(
-            self.gates.bias[h:], xhat, self.gates.weight[h:, h:].T
-        )
-        return self.start_projected(xhat, projected)
+        return self.start_projected(xhat, self.project_input(xhat))
 
     def forward(self, state: torch.Tensor, xhat: torch.Tensor) -> torch.Tensor:
         return self.fuse_projected(state, xhat, self.project_input(xhat))

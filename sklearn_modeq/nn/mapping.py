@@ -92,7 +92,7 @@ def pairwise_correlations(
         z = (z / z.norm(dim=0, keepdim=True).clamp_min(eps)).reshape(batch, n * h)
         corr = (z.T @ z).view(n, h, n, h).permute(0, 2, 1, 3)
         counts = torch.full((n, n), float(batch), device=feats.device)
-        return corr.clamp(-1.0, 1.0), counts
+        return corr, counts
     p = present.to(feats.dtype)
     f = feats * p[:, :, None]  # absent rows contribute nothing to any sum
     counts = p.T @ p
@@ -105,8 +105,7 @@ def pairwise_correlations(
     cross = cross.permute(0, 2, 1, 3) / c[:, :, None, None]
     cov = cross - s1[:, :, :, None] * s1.transpose(0, 1)[:, :, None, :]
     scale = var[:, :, :, None] * var.transpose(0, 1)[:, :, None, :]
-    corr = cov / scale.sqrt().clamp_min(eps)
-    return corr.clamp(-1.0, 1.0), counts
+    return cov / scale.sqrt().clamp_min(eps), counts
 
 
 class CrossModalMapping(nn.Module):
@@ -170,7 +169,9 @@ class CrossModalMapping(nn.Module):
         weight = torch.where(seen, weight, torch.zeros_like(weight))
         self.running.lerp_(corr.to(self.running.dtype), weight[:, :, None, None])
         self.n_updates += seen.long()
-        self._stale.update(zip(*(t.tolist() for t in torch.nonzero(seen, as_tuple=True))))
+        self._stale.update(
+            zip(*(t.tolist() for t in torch.nonzero(seen, as_tuple=True)))
+        )
 
     @torch.no_grad()
     def refresh(self) -> None:
