@@ -2,6 +2,12 @@
 
 Measures, on the same data and the same number of epochs:
 
+0. fit and ``predict_proba`` time relative to ``MLAClassifier`` (issue 13's
+   setting: 2,000 rows, 3 and 6 synthetic 64-d modalities of unequal strength,
+   hidden 128, batch 64, lr 1e-3, 10 epochs, the same for both), timed as the
+   CPU time of this process with one torch thread, fits alternated and the best
+   of the repeats kept, so other load on a shared machine counts as little as
+   possible;
 1. fit wall time relative to scikit-learn's ``MLPClassifier`` on the
    concatenated features with the same hidden size (one hidden layer, Adam,
    same batch size, no early stopping);
@@ -101,6 +107,44 @@ def time_fit(n_modalities, epochs, hidden, batch_size, device, repeats):
     return name, float(np.median(ours)), float(np.median(mlp)), float(np.median(shares))
 
 
+def _synthetic(n_modalities: int):
+    from sklearn_modeq.datasets import make_imbalanced_modalities
+
+    return make_imbalanced_modalities(
+        n_samples=2000,
+        n_classes=10,
+        dims=[64] * n_modalities,
+        strengths=np.linspace(0.5, 2.5, n_modalities),
+        random_state=0,
+    )
+
+
+def _cpu_seconds(fn) -> float:
+    tic = time.process_time()
+    fn()
+    return time.process_time() - tic
+
+
+def time_vs_mla(n_modalities: int, epochs: int, repeats: int, device: str):
+    """Best-of-``repeats`` CPU seconds of fit and of predict_proba per row, ours
+    and MLA's, with the same settings; fits alternate between the two."""
+    from sklearn_modeq.baselines import MLAClassifier
+
+    X, y = _synthetic(n_modalities)
+    params = dict(
+        hidden_size=128, batch_size=64, lr=1e-3, max_epochs=epochs, device=device
+    )
+    fit = {"ours": [], "mla": []}
+    predict = {"ours": [], "mla": []}
+    classes = {"ours": ShapleyAlternatingClassifier, "mla": MLAClassifier}
+    for seed in range(repeats):
+        for name, cls in classes.items():
+            model = cls(random_state=seed, **params)
+            fit[name].append(_cpu_seconds(lambda: model.fit(X, y)))
+            predict[name].append(_cpu_seconds(lambda: model.predict_proba(X)) / len(y))
+    return {k: min(v) for k, v in fit.items()}, {k: min(v) for k, v in predict.items()}
+
+
 def trie_work(model):
     """(fusion steps, distinct (predecessor, modality) pairs) of one hybrid pass."""
     n = len(model.adapters)
@@ -171,6 +215,25 @@ def main(argv=None):
         f"{sklearn.__version__}, {platform.processor() or platform.machine()}, "
         f"{torch.get_num_threads()} threads, device={args.device}"
     )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    mla_epochs, mla_repeats = (3, 1) if args.quick else (10, 3)
+    print(
+        f"\n0. vs MLAClassifier: {mla_epochs} epochs, 2000 rows, 64-d modalities, "
+        "hidden 128, batch 64, lr 1e-3; CPU seconds, 1 thread, best of "
+        f"{mla_repeats}"
+    )
+    print("modalities  fit ours  fit MLA  ratio   predict ours  predict MLA  ratio")
+    for n in (3, 6):
+        fit, predict = time_vs_mla(n, mla_epochs, mla_repeats, args.device)
+        print(
+            f"{n:10d} {fit['ours']:8.2f}s {fit['mla']:7.2f}s {fit['ours'] / fit['mla']:5.2f}x"
+            f" {1e6 * predict['ours']:10.1f}us {1e6 * predict['mla']:9.1f}us"
+            f" {predict['ours'] / predict['mla']:6.1f}x"
+            f"  (targets: fit <= 1.5x, predict <= 20x at 6)"
+        )
+    torch.set_num_threads(threads)
+
     print(f"\n1-2. fit: {epochs} epochs, hidden {hidden}, batch {batch_size}")
     print(
         "modalities  data                              ours (s)  MLP (s)  ratio  Shapley share"

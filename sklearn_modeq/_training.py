@@ -272,10 +272,13 @@ class AlternatingNet(ModalityNet):
         yi = to_tensor(yi, device=self.device)
         weights = Xi.get(SAMPLE_WEIGHT_KEY)
         inputs = {k: v for k, v in Xi.items() if k != SAMPLE_WEIGHT_KEY}
+        if hasattr(self.module_, "prepare"):  # masks and NaN-free values, once
+            inputs = self.module_.prepare(inputs)
         order = tuple(self.training_order_)
         per_batch = self.active_steps_ is None
         steps = range(len(order)) if per_batch else self.active_steps_
         total, count, logits, carry = 0.0, 0, None, None
+        named_parameters = list(self.get_all_learnable_params())
         for k in steps:
             fusion = self.fusion_order(len(order)) if k == len(order) - 1 else None
             self.optimizer_.zero_grad(set_to_none=True)
@@ -300,7 +303,7 @@ class AlternatingNet(ModalityNet):
             self.backward(loss)
             self.notify(
                 "on_grad_computed",
-                named_parameters=list(self.get_all_learnable_params()),
+                named_parameters=named_parameters,
                 X=Xi,
                 y=yi,
                 training=True,

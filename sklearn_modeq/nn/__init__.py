@@ -5,7 +5,7 @@ Nothing in this package imports scikit-learn or skorch.
 """
 
 from .adapter import ModalityAdapter
-from .chain import ChainCarry, ModalityChainNet, StepOutput
+from .chain import Batch, ChainCarry, ModalityChainNet, StepOutput
 from .combiner import CandidateCombiner, candidate_groups, fit_combiner
 from .fusion import AdditiveFusion, MemoryCell
 from .mapping import (
@@ -19,6 +19,7 @@ from .orders import OrderTrie, restrict, sample_orders, williams_design
 
 __all__ = [
     "AdditiveFusion",
+    "Batch",
     "CandidateCombiner",
     "ChainCarry",
     "CrossModalMapping",

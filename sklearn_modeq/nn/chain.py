@@ -35,6 +35,17 @@ class ChainCarry(NamedTuple):
         return ChainCarry(self.state.detach(), self.started, self.last)
 
 
+class Batch(NamedTuple):
+    """Model inputs prepared once: values with absent rows zeroed, and presence.
+
+    values : list of (batch, d_m) tensors in declaration order; present :
+    (batch, n_modalities) bool.
+    """
+
+    values: list
+    present: torch.Tensor
+
+
 class StepOutput(NamedTuple):
     """One alternating step: loss terms and the chain state it leaves.
 
@@ -125,24 +136,33 @@ class ModalityChainNet(nn.Module):
         return restrict(self.orders, subset)
 
     # -- pieces of the forward pass ---------------------------------------------
-    def encode(self, inputs: Mapping[str, torch.Tensor], which=None, grad=None):
+    def prepare(self, inputs: Mapping[str, torch.Tensor] | Batch) -> Batch:
+        """Presence masks and NaN-free values of a dict of modality tensors."""
+        if isinstance(inputs, Batch):
+            return inputs
+        xs = [inputs[name] for name in self.modalities]
+        present = torch.stack([~torch.isnan(x[:, 0]) for x in xs], dim=1)
+        if bool(present.all()):
+            return Batch(xs, present)
+        return Batch([torch.nan_to_num(x, nan=0.0) for x in xs], present)
+
+    def encode(self, inputs, which=None, grad=None):
         """Adapter outputs of the modalities in ``which`` (default all).
 
+        ``inputs`` is a dict of modality tensors or a prepared :class:`Batch`.
         Returns ``feats`` (list indexed by modality, None where not computed) and
         ``present`` (batch, n_modalities) bool. Only the modalities in ``grad``
         (default all) are computed with gradient.
         """
-        xs = [inputs[name] for name in self.modalities]
-        present = torch.stack([~torch.isnan(x[:, 0]) for x in xs], dim=1)
-        which = range(len(xs)) if which is None else which
-        feats: list[torch.Tensor | None] = [None] * len(xs)
+        batch = self.prepare(inputs)
+        which = range(len(batch.values)) if which is None else which
+        feats: list[torch.Tensor | None] = [None] * len(batch.values)
         for m in which:
-            x = torch.nan_to_num(xs[m], nan=0.0)
             with torch.set_grad_enabled(
                 torch.is_grad_enabled() and (grad is None or m in grad)
             ):
-                feats[m] = self.adapters[m](x)
-        return feats, present
+                feats[m] = self.adapters[m](batch.values[m])
+        return feats, batch.present
 
     def empty_carry(self, present: torch.Tensor) -> ChainCarry:
         batch = present.shape[0]
