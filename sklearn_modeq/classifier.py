@@ -118,7 +118,7 @@ class ShapleyAlternatingClassifier(BaseModalityClassifier):
         Per-epoch records: ``train_loss``, ``valid_loss``, ``shapley``,
         ``subset_accuracy``, ``train_order``, durations.
     n_iter_ : int
-        Number of epochs run.
+        Number of epochs run (those completed, when ``fit`` was interrupted).
     net_ : AlternatingNet
         The fitted skorch net; ``net_.module_`` is the torch model.
 
