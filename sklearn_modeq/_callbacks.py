@@ -146,7 +146,10 @@ def check_finite_proba(estimator, proba: np.ndarray) -> np.ndarray:
         return proba
     rows = np.flatnonzero(bad)
     name = type(estimator).__name__
-    where = f"{name}.predict_proba gave non-finite probabilities for {len(rows)} rows (first: row {rows[0]})"
+    where = (
+        f"{name}.predict_proba gave non-finite probabilities for {len(rows)} "
+        f"rows (first: row {rows[0]})"
+    )
     tensor = _non_finite_tensor(estimator.net_.module_)
     if tensor is not None:
         raise ValueError(
