@@ -11,14 +11,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
+from sklearn_modeq import ShapleyAlternatingClassifier
 from sklearn_modeq.cache import (
+    CacheFormatError,
     CacheLockedError,
     CacheWriteError,
     CacheWriter,
     load,
+    open_lazy,
+    write_cache,
 )
 from sklearn_modeq.cache import _writer as writer_module
 
@@ -194,3 +199,54 @@ def test_read_only_location_is_one_error_naming_the_path(tmp_path, monkeypatch):
         ),
     ):
         _writer(tmp_path / "out" / "train.h5")
+
+
+# -------------------------------------------------------------------- bit rot
+def _flip_a_bit(path, dataset, chunk):
+    """Flip one bit in the middle of a chunk of ``dataset``, on disk."""
+    with h5py.File(path, "r") as f:
+        info = f[dataset].id.get_chunk_info(chunk)
+    with open(path, "r+b") as fh:
+        fh.seek(info.byte_offset + info.size // 2)
+        byte = fh.read(1)[0]
+        fh.seek(-1, os.SEEK_CUR)
+        fh.write(bytes([byte ^ 0x10]))
+
+
+@pytest.fixture
+def rotten(tmp_path):
+    """A finished cache whose 'audio' rows 1024..2047 (one chunk) have one bit flipped."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    X = {"audio": rng.normal(size=(n, 256)), "text": rng.normal(size=(n, 8))}
+    ids = [f"s{i}" for i in range(n)]
+    path = write_cache(tmp_path / "train.h5", X, np.arange(n) % 3, ids)
+    _flip_a_bit(path, "modalities/audio/features", chunk=1)
+    return path
+
+
+ROTTEN = (
+    "modality 'audio' 'features': rows 1024..2047 (sample ids 's1024'..'s2047') "
+    "fail their Fletcher-32 checksum"
+)
+
+
+def test_bit_rot_in_features_is_an_error_naming_file_modality_rows(rotten):
+    with pytest.raises(CacheFormatError, match=re.escape(f"{rotten} {ROTTEN}")):
+        load(rotten)
+
+
+def test_bit_rot_in_the_lazy_view_fails_only_the_rows_it_touches(rotten):
+    view = open_lazy(rotten)
+    assert view.take([0, 2999])["audio"].shape == (2, 256)
+    with pytest.raises(CacheFormatError, match=re.escape(ROTTEN)):
+        view.take([0, 1500])
+    with pytest.raises(CacheFormatError, match=re.escape(ROTTEN)):
+        ShapleyAlternatingClassifier(max_epochs=1).fit(view, view.labels)
+
+
+def test_bit_rot_in_labels_is_an_error(tmp_path):
+    path = write_cache(tmp_path / "train.h5", {"m": X}, np.arange(10))
+    _flip_a_bit(path, "labels", chunk=0)
+    with pytest.raises(CacheFormatError, match="'labels': rows 0..9 fail their"):
+        load(path)

@@ -35,6 +35,52 @@ def _read_str(ds: h5py.Dataset) -> np.ndarray:
     return np.asarray(ds.asstr()[()], dtype=str)
 
 
+def _bad_rows(ds: h5py.Dataset, first: int, last: int) -> list[tuple[int, int]]:
+    """Chunk-aligned row ranges of ``ds[first:last + 1]`` that cannot be read."""
+    step = ds.chunks[0] if ds.chunks else last - first + 1
+    bad = []
+    for start in range(first - first % step, last + 1, step):
+        stop = min(start + step, ds.shape[0]) - 1
+        try:
+            ds[start : stop + 1]
+        except OSError:
+            if bad and bad[-1][1] == start - 1:
+                bad[-1] = (bad[-1][0], stop)
+            else:
+                bad.append((start, stop))
+    return bad
+
+
+def corrupt_data_error(
+    path: Path,
+    what: str,
+    ds: h5py.Dataset,
+    first: int,
+    last: int,
+    exc: Exception,
+    ids: np.ndarray | None = None,
+) -> CacheFormatError:
+    """The error for unreadable rows ``first..last`` of a dataset, naming the
+    chunks that fail (the rows) and, when they are known, their sample ids."""
+    ranges = _bad_rows(ds, first, last) or [(first, last)]
+    rows = ", ".join(f"{a}..{b}" for a, b in ranges[:5])
+    if len(ranges) > 5:
+        rows += f" and {len(ranges) - 5} more ranges"
+    if ids is not None:
+        a, b = ranges[0]
+        rows += f" (sample ids {str(ids[a])!r}..{str(ids[b])!r})"
+    cause = (
+        "fail their Fletcher-32 checksum: the stored bytes changed (bit rot, a "
+        "bad copy or a partial write) and the file is corrupt"
+        if ds.fletcher32 and "filter" in str(exc)
+        else "cannot be read; the file is truncated or corrupt"
+    )
+    return CacheFormatError(
+        f"{path} {what}: rows {rows} {cause} ({exc}). Re-run the extraction into "
+        "a fresh folder, or restore the file from a good copy."
+    )
+
+
 #: Largest block one range read may bring into memory (bounds out-of-core peaks).
 _MAX_BLOCK_BYTES = 16 * 1024**2
 
@@ -92,7 +138,10 @@ class _Header:
         self.labels = None
         if "labels" in f:
             ds = f["labels"]
-            labels = _read_str(ds) if ds.dtype.kind in "OS" else ds[()]
+            try:
+                labels = _read_str(ds) if ds.dtype.kind in "OS" else ds[()]
+            except OSError as exc:
+                raise corrupt_data_error(path, "'labels'", ds, 0, n - 1, exc) from exc
             if len(labels) != n:
                 raise CacheFormatError(
                     f"{path}: 'labels' has {len(labels)} rows but 'ids' has {n}."
@@ -142,15 +191,20 @@ class _Header:
                 mapping = np.full(n, -1, dtype=np.int64)
                 mapping[rows] = np.arange(len(mids))
                 self.maps[name] = mapping
-            try:
-                if feats.shape[0]:
-                    feats[-1]
-                    feats[0]
-            except OSError as exc:
-                raise CacheFormatError(
-                    f"{where}: cannot read 'features' ({exc}); the file is truncated "
-                    "or corrupt. Delete it and re-run the extraction."
-                ) from exc
+            ends = (0, feats.shape[0] - 1) if feats.shape[0] else ()
+            for row in ends:
+                try:
+                    feats[row]
+                except OSError as exc:
+                    raise corrupt_data_error(
+                        path,
+                        f"modality {name!r} 'features'",
+                        feats,
+                        row,
+                        row,
+                        exc,
+                        self.ids if self.maps[name] is None else None,
+                    ) from exc
             self.dims[name] = int(feats.shape[1])
             self.dtypes[name] = feats.dtype
             self.modality_attrs[name] = {k: from_attr(v) for k, v in g.attrs.items()}
@@ -375,9 +429,14 @@ class LazyEmbeddings:
                 block = ds[first : last + 1]
                 buf[a:b] = block[uniq[a:b] - first]
         except OSError as exc:
-            raise CacheFormatError(
-                f"{self.path} modality {name!r}: cannot read rows {first}..{last} "
-                f"({exc}); the file is truncated or corrupt."
+            raise corrupt_data_error(
+                self.path,
+                f"modality {name!r} 'features'",
+                ds,
+                first,
+                last,
+                exc,
+                self._header.ids if mapping is None else None,
             ) from exc
         out[present] = buf[inverse.reshape(-1)]
         return out
