@@ -19,9 +19,11 @@ from ._format import (
 )
 
 
-def _open_h5(path: Path) -> h5py.File:
+def _open_h5(path: Path, cache_bytes: int | None = None) -> h5py.File:
+    """Open read-only; ``cache_bytes`` sizes HDF5's chunk cache per dataset."""
+    options = {} if cache_bytes is None else {"rdcc_nbytes": int(cache_bytes)}
     try:
-        return h5py.File(path, "r")
+        return h5py.File(path, "r", **options)
     except FileNotFoundError:
         raise
     except OSError as exc:
@@ -156,6 +158,7 @@ class _Header:
             raise CacheFormatError(f"{path} holds no modality.")
         self.dims: dict[str, int] = {}
         self.dtypes: dict[str, np.dtype] = {}
+        self.chunk_rows: dict[str, int] = {}
         self.modality_attrs: dict[str, dict[str, Any]] = {}
         # file row -> row in the modality's features (None: aligned, -1: absent)
         self.maps: dict[str, np.ndarray | None] = {}
@@ -207,6 +210,7 @@ class _Header:
                     ) from exc
             self.dims[name] = int(feats.shape[1])
             self.dtypes[name] = feats.dtype
+            self.chunk_rows[name] = int(feats.chunks[0]) if feats.chunks else 1
             self.modality_attrs[name] = {k: from_attr(v) for k, v in g.attrs.items()}
 
 
@@ -266,6 +270,21 @@ class LazyEmbeddings:
         a :class:`CacheFormatError`.
     rows : array-like of int, default=None
         File rows this view exposes, in order (default: all).
+    shuffle : {"rows", "blocks"}, default="rows"
+        How an estimator's training loader shuffles this view (see
+        :meth:`sampling_blocks`). ``"rows"``: single rows, as in memory; each
+        batch then reads scattered rows, ~0.2 ms each through HDF5.
+        ``"blocks"``: blocks of ``block_rows`` consecutive file rows, so each
+        batch reads a few contiguous ranges; batches then hold rows from at most
+        ``mix_blocks`` blocks, which matters when the file's row order is not
+        random (e.g. sorted by class or by source).
+    block_rows : int, default=None
+        Rows per block with ``shuffle="blocks"``; default: the largest HDF5
+        chunk (in rows) of the view's modalities, so blocks are chunk-aligned.
+    mix_blocks : int, default=8
+        With ``shuffle="blocks"``, the rows of this many consecutive blocks of
+        the shuffled block order are shuffled together. HDF5's chunk cache is
+        sized to hold them, so each chunk is read once per epoch.
 
     Attributes
     ----------
@@ -280,9 +299,34 @@ class LazyEmbeddings:
         File attributes (format version, library versions, ...).
     modality_attrs : dict of str to dict
         Per-modality attributes (backbone, checkpoint hash, pooling, ...).
+    shuffle, block_rows, mix_blocks
+        As given (``block_rows`` resolved).
     """
 
-    def __init__(self, path, modalities=None, rows=None, _header=None):
+    def __init__(
+        self,
+        path,
+        modalities=None,
+        rows=None,
+        *,
+        shuffle="rows",
+        block_rows=None,
+        mix_blocks=8,
+        _header=None,
+    ):
+        if shuffle not in ("rows", "blocks"):
+            raise ValueError(
+                f"shuffle must be 'rows' or 'blocks'; got {shuffle!r} instead."
+            )
+        for name, value in (("block_rows", block_rows), ("mix_blocks", mix_blocks)):
+            if value is not None and (
+                not isinstance(value, int | np.integer) or value < 1
+            ):
+                raise ValueError(
+                    f"{name} must be a positive int; got {value!r} instead."
+                )
+        self.shuffle = shuffle
+        self.mix_blocks = int(mix_blocks)
         self.path = Path(path)
         self._file: h5py.File | None = None
         self._pid: int | None = None
@@ -299,6 +343,11 @@ class LazyEmbeddings:
                 f"{_header.split!r}); it holds {_header.modalities}."
             )
         self.modalities = tuple(modalities)
+        self.block_rows = (
+            int(block_rows)
+            if block_rows is not None
+            else max(_header.chunk_rows[m] for m in self.modalities)
+        )
         n_file = len(_header.ids)
         self._rows = (
             np.arange(n_file) if rows is None else np.asarray(rows, dtype=np.int64)
@@ -372,8 +421,25 @@ class LazyEmbeddings:
             self.path,
             self.modalities if modalities is None else modalities,
             rows,
+            shuffle=self.shuffle,
+            block_rows=self.block_rows,
+            mix_blocks=self.mix_blocks,
             _header=self._header,
         )
+
+    def sampling_blocks(self) -> tuple[np.ndarray, int] | None:
+        """Blocks a training loader shuffles instead of rows, or None.
+
+        With ``shuffle="blocks"``: the block of every position of this view (its
+        file row // :attr:`block_rows`) and :attr:`mix_blocks`. The training
+        loader of the estimators (``sklearn_modeq._training.batch_loader``)
+        then shuffles the order of the blocks and the rows within each group of
+        ``mix_blocks`` consecutive blocks of that order, so every batch reads a
+        few contiguous ranges instead of ``batch_size`` scattered rows.
+        """
+        if self.shuffle != "blocks":
+            return None
+        return self._rows // self.block_rows, self.mix_blocks
 
     def __repr__(self) -> str:
         dims = ", ".join(f"{m}: {self._header.dims[m]}" for m in self.modalities)
@@ -385,9 +451,21 @@ class LazyEmbeddings:
     # ----------------------------------------------------------------- files
     def _handle(self) -> h5py.File:
         if self._file is None or self._pid != os.getpid():
-            self._file = _open_h5(self.path)
+            cache = None
+            if self.shuffle == "blocks":  # hold a group's chunks: each read once
+                cache = (self.mix_blocks + 1) * max(
+                    self._block_bytes(m) for m in self.modalities
+                )
+            self._file = _open_h5(self.path, cache)
             self._pid = os.getpid()
         return self._file
+
+    def _block_bytes(self, name: str) -> int:
+        """Bytes of the HDF5 chunks one aligned block spans in ``name``."""
+        chunk = self._header.chunk_rows[name]
+        n_chunks = -(-self.block_rows // chunk) + (self.block_rows % chunk != 0)
+        row = self._header.dims[name] * self._header.dtypes[name].itemsize
+        return n_chunks * chunk * row
 
     def close(self) -> None:
         """Close this process's file handle (it reopens on the next read)."""
