@@ -156,7 +156,7 @@ def main(argv=None):
         f"machine: {platform.machine()}, {os.cpu_count()} cores, load average "
         f"{os.getloadavg()[0]:.1f} at the end (shared machine: times are noisy)",
         "mode        peak memory above baseline (MiB)  fit (s)  predict (s)  "
-        "fit / in-memory fit",
+        "fit / in-memory fit   (fit includes load() or open_lazy())",
     ]
     for mode, r in results.items():
         lines.append(

@@ -215,33 +215,42 @@ def _flip_a_bit(path, dataset, chunk):
 
 @pytest.fixture
 def rotten(tmp_path):
-    """A finished cache whose 'audio' rows 1024..2047 (one chunk) have one bit flipped."""
+    """A finished cache with one bit flipped in the 3rd chunk of 'audio'; returns
+    the path and the rows of that chunk."""
     rng = np.random.default_rng(0)
     n = 3000
     X = {"audio": rng.normal(size=(n, 256)), "text": rng.normal(size=(n, 8))}
     ids = [f"s{i}" for i in range(n)]
     path = write_cache(tmp_path / "train.h5", X, np.arange(n) % 3, ids)
-    _flip_a_bit(path, "modalities/audio/features", chunk=1)
-    return path
+    with h5py.File(path, "r") as f:
+        chunk = f["modalities/audio/features"].chunks[0]
+    assert 5 * chunk < n
+    _flip_a_bit(path, "modalities/audio/features", chunk=2)
+    return path, 2 * chunk, 3 * chunk - 1
 
 
-ROTTEN = (
-    "modality 'audio' 'features': rows 1024..2047 (sample ids 's1024'..'s2047') "
-    "fail their Fletcher-32 checksum"
-)
+def _rotten_message(first, last):
+    return (
+        f"modality 'audio' 'features': rows {first}..{last} (sample ids "
+        f"'s{first}'..'s{last}') fail their Fletcher-32 checksum"
+    )
 
 
 def test_bit_rot_in_features_is_an_error_naming_file_modality_rows(rotten):
-    with pytest.raises(CacheFormatError, match=re.escape(f"{rotten} {ROTTEN}")):
-        load(rotten)
+    path, first, last = rotten
+    msg = f"{path} {_rotten_message(first, last)}"
+    with pytest.raises(CacheFormatError, match=re.escape(msg)):
+        load(path)
 
 
 def test_bit_rot_in_the_lazy_view_fails_only_the_rows_it_touches(rotten):
-    view = open_lazy(rotten)
-    assert view.take([0, 2999])["audio"].shape == (2, 256)
-    with pytest.raises(CacheFormatError, match=re.escape(ROTTEN)):
-        view.take([0, 1500])
-    with pytest.raises(CacheFormatError, match=re.escape(ROTTEN)):
+    path, first, last = rotten
+    msg = re.escape(_rotten_message(first, last))
+    view = open_lazy(path)
+    assert view.take([0, last + 1, 2999])["audio"].shape == (3, 256)
+    with pytest.raises(CacheFormatError, match=msg):
+        view.take([0, first + 1])
+    with pytest.raises(CacheFormatError, match=msg):
         ShapleyAlternatingClassifier(max_epochs=1).fit(view, view.labels)
 
 

@@ -179,5 +179,6 @@ def test_block_shuffle_options_are_checked(big_cache):
     with pytest.raises(ValueError, match="mix_blocks must be a positive int"):
         open_lazy(path, shuffle="blocks", mix_blocks=0)
     view = open_lazy(path, shuffle="blocks")
-    assert view.block_rows == max(view._header.chunk_rows.values())
+    chunk = max(view._header.chunk_rows.values())
+    assert view.block_rows % chunk == 0 and view.block_rows * 6 * 4 >= 2**20
     assert view[10:20].shuffle == "blocks"

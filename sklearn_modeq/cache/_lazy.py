@@ -83,6 +83,9 @@ def corrupt_data_error(
     )
 
 
+#: Bytes of the widest modality in one block of ``shuffle="blocks"`` (default).
+_BLOCK_BYTES = 1 << 20
+
 #: Largest block one range read may bring into memory (bounds out-of-core peaks).
 _MAX_BLOCK_BYTES = 16 * 1024**2
 
@@ -279,8 +282,10 @@ class LazyEmbeddings:
         ``mix_blocks`` blocks, which matters when the file's row order is not
         random (e.g. sorted by class or by source).
     block_rows : int, default=None
-        Rows per block with ``shuffle="blocks"``; default: the largest HDF5
-        chunk (in rows) of the view's modalities, so blocks are chunk-aligned.
+        Rows per block with ``shuffle="blocks"``; default: the smallest multiple
+        of the largest HDF5 chunk (in rows) of the view's modalities that holds
+        1 MiB of the widest one, so blocks are chunk-aligned and each is one
+        contiguous read.
     mix_blocks : int, default=8
         With ``shuffle="blocks"``, the rows of this many consecutive blocks of
         the shuffled block order are shuffled together. HDF5's chunk cache is
@@ -344,14 +349,20 @@ class LazyEmbeddings:
             )
         self.modalities = tuple(modalities)
         self.block_rows = (
-            int(block_rows)
-            if block_rows is not None
-            else max(_header.chunk_rows[m] for m in self.modalities)
+            int(block_rows) if block_rows is not None else self._default_block_rows()
         )
         n_file = len(_header.ids)
         self._rows = (
             np.arange(n_file) if rows is None else np.asarray(rows, dtype=np.int64)
         )
+
+    def _default_block_rows(self) -> int:
+        """The smallest multiple of the largest chunk (in rows) of the modalities
+        that spans :data:`_BLOCK_BYTES` of the widest modality."""
+        header = self._header
+        chunk = max(header.chunk_rows[m] for m in self.modalities)
+        row = max(header.dims[m] * header.dtypes[m].itemsize for m in self.modalities)
+        return chunk * max(1, -(-(_BLOCK_BYTES // max(row, 1)) // chunk))
 
     # -------------------------------------------------------------- metadata
     @property

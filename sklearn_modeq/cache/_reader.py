@@ -59,7 +59,8 @@ def open_lazy(
         in memory), or chunk-aligned blocks of rows, which makes an out-of-core
         fit read contiguous ranges (see :class:`LazyEmbeddings`).
     block_rows : int, default=None
-        Rows per block (default: the largest HDF5 chunk of the modalities).
+        Rows per block (default: about 1 MiB of the widest modality, a multiple
+        of the largest HDF5 chunk of the modalities).
     mix_blocks : int, default=8
         Blocks whose rows are shuffled together.
 
