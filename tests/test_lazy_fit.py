@@ -182,3 +182,28 @@ def test_block_shuffle_options_are_checked(big_cache):
     chunk = max(view._header.chunk_rows.values())
     assert view.block_rows % chunk == 0 and view.block_rows * 6 * 4 >= 2**20
     assert view[10:20].shuffle == "blocks"
+
+
+def test_block_view_reads_each_block_once_per_epoch(big_cache, monkeypatch):
+    import h5py
+
+    from sklearn_modeq._training import BlockShuffleSampler
+
+    path, X, y = big_cache
+    view = open_lazy(path, shuffle="blocks", block_rows=100, mix_blocks=3)
+    torch.manual_seed(0)
+    order = np.array(list(BlockShuffleSampler(*view.sampling_blocks())))
+    reads = []
+    getitem = h5py.Dataset.__getitem__
+
+    def spy(self, key):
+        reads.append(key)
+        return getitem(self, key)
+
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
+    for start in range(0, 4000, 64):
+        rows = order[start : start + 64]
+        got = view.take(rows)
+        for m in X:
+            np.testing.assert_array_equal(got[m], X[m][rows].astype(np.float32))
+    assert len(reads) == 40 * 2  # 40 blocks of 100 rows, 2 modalities

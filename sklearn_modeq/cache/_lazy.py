@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,9 @@ from ._format import (
 )
 
 
-def _open_h5(path: Path, cache_bytes: int | None = None) -> h5py.File:
-    """Open read-only; ``cache_bytes`` sizes HDF5's chunk cache per dataset."""
-    options = {} if cache_bytes is None else {"rdcc_nbytes": int(cache_bytes)}
+def _open_h5(path: Path) -> h5py.File:
     try:
-        return h5py.File(path, "r", **options)
+        return h5py.File(path, "r")
     except FileNotFoundError:
         raise
     except OSError as exc:
@@ -278,9 +277,10 @@ class LazyEmbeddings:
         :meth:`sampling_blocks`). ``"rows"``: single rows, as in memory; each
         batch then reads scattered rows, ~0.2 ms each through HDF5.
         ``"blocks"``: blocks of ``block_rows`` consecutive file rows, so each
-        batch reads a few contiguous ranges; batches then hold rows from at most
-        ``mix_blocks`` blocks, which matters when the file's row order is not
-        random (e.g. sorted by class or by source).
+        batch reads a few contiguous ranges; a batch then holds rows of only
+        about ``mix_blocks`` blocks (up to twice that where it straddles two
+        groups), which matters when the file's row order is not random (e.g.
+        sorted by class or by source).
     block_rows : int, default=None
         Rows per block with ``shuffle="blocks"``; default: the smallest multiple
         of the largest HDF5 chunk (in rows) of the view's modalities that holds
@@ -288,8 +288,10 @@ class LazyEmbeddings:
         contiguous read.
     mix_blocks : int, default=8
         With ``shuffle="blocks"``, the rows of this many consecutive blocks of
-        the shuffled block order are shuffled together. HDF5's chunk cache is
-        sized to hold them, so each chunk is read once per epoch.
+        the shuffled block order are shuffled together. The view keeps the last
+        ``2 * mix_blocks + 1`` blocks it read of each modality in memory (about
+        17 MiB per modality at the defaults), so each block is read once per
+        epoch, in one range read.
 
     Attributes
     ----------
@@ -335,6 +337,8 @@ class LazyEmbeddings:
         self.path = Path(path)
         self._file: h5py.File | None = None
         self._pid: int | None = None
+        # shuffle="blocks": modality -> {block: float32 rows}, least recent first
+        self._blocks: dict[str, OrderedDict[int, np.ndarray]] = {}
         if _header is None:
             with _open_h5(self.path) as f:
                 _header = _Header(self.path, f)
@@ -462,27 +466,17 @@ class LazyEmbeddings:
     # ----------------------------------------------------------------- files
     def _handle(self) -> h5py.File:
         if self._file is None or self._pid != os.getpid():
-            cache = None
-            if self.shuffle == "blocks":  # hold a group's chunks: each read once
-                cache = (self.mix_blocks + 1) * max(
-                    self._block_bytes(m) for m in self.modalities
-                )
-            self._file = _open_h5(self.path, cache)
+            self._file = _open_h5(self.path)
             self._pid = os.getpid()
+            self._blocks = {}
         return self._file
-
-    def _block_bytes(self, name: str) -> int:
-        """Bytes of the HDF5 chunks one aligned block spans in ``name``."""
-        chunk = self._header.chunk_rows[name]
-        n_chunks = -(-self.block_rows // chunk) + (self.block_rows % chunk != 0)
-        row = self._header.dims[name] * self._header.dtypes[name].itemsize
-        return n_chunks * chunk * row
 
     def close(self) -> None:
         """Close this process's file handle (it reopens on the next read)."""
         if self._file is not None and self._pid == os.getpid():
             self._file.close()
         self._file = None
+        self._blocks = {}
 
     def __enter__(self) -> LazyEmbeddings:
         return self
@@ -494,6 +488,7 @@ class LazyEmbeddings:
         state = self.__dict__.copy()
         state["_file"] = None
         state["_pid"] = None
+        state["_blocks"] = {}
         return state
 
     # ----------------------------------------------------------------- reads
@@ -510,6 +505,9 @@ class LazyEmbeddings:
             return out
         uniq, inverse = np.unique(src, return_inverse=True)
         ds = self._handle()["modalities"][name]["features"]
+        if self.shuffle == "blocks" and mapping is None:
+            out[present] = self._read_blocks(name, ds, uniq)[inverse.reshape(-1)]
+            return out
         chunk = ds.chunks[0] if ds.chunks else 1
         buf = np.empty((len(uniq), dim), dtype=np.float32)
         try:
@@ -529,6 +527,42 @@ class LazyEmbeddings:
             ) from exc
         out[present] = buf[inverse.reshape(-1)]
         return out
+
+    def _read_blocks(self, name: str, ds: h5py.Dataset, rows: np.ndarray):
+        """Sorted unique ``rows`` of ``ds`` through a small cache of whole blocks.
+
+        Each block is one range read, kept (least recently used out) for the
+        next batches of its group; ``2 * mix_blocks + 1`` blocks per modality.
+        """
+        size = self.block_rows
+        cache = self._blocks.setdefault(name, OrderedDict())
+        block_of = rows // size
+        cuts = np.flatnonzero(np.diff(block_of)) + 1
+        buf = np.empty((len(rows), ds.shape[1]), dtype=np.float32)
+        for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(rows)]):
+            k = int(block_of[a])
+            values = cache.get(k)
+            if values is None:
+                first, last = k * size, min((k + 1) * size, ds.shape[0]) - 1
+                try:
+                    values = ds[first : last + 1].astype(np.float32, copy=False)
+                except OSError as exc:
+                    raise corrupt_data_error(
+                        self.path,
+                        f"modality {name!r} 'features'",
+                        ds,
+                        first,
+                        last,
+                        exc,
+                        self._header.ids,
+                    ) from exc
+                cache[k] = values
+                while len(cache) > 2 * self.mix_blocks + 1:
+                    cache.popitem(last=False)
+            else:
+                cache.move_to_end(k)
+            buf[a:b] = values[rows[a:b] - k * size]
+        return buf
 
     def take(self, indices, modalities=None) -> dict[str, np.ndarray]:
         """Read rows of this view.
