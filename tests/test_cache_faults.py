@@ -73,7 +73,8 @@ def test_second_writer_in_this_process_names_the_file_and_the_holder(tmp_path):
     first = _writer(path)
     me = f"pid {os.getpid()} on host {socket.gethostname()!r}"
     with pytest.raises(
-        CacheLockedError, match=re.escape(f"{path} is being written by {me}")
+        CacheLockedError,
+        match=re.escape(f"{path} is being written by {me}") + ".*this process",
     ):
         _writer(path)
     first.append(IDS, {"m": X})
@@ -103,6 +104,14 @@ def test_lock_of_a_killed_writer_is_taken_over(tmp_path, holder, caplog):
     assert f"taking over the stale lock of pid {holder.pid}" in caplog.text
     assert json.loads(lock.read_text())["pid"] == os.getpid()
     w.close()
+
+
+def test_write_cache_releases_the_lock_when_a_batch_is_rejected(tmp_path):
+    bad = X.copy()
+    bad[4, 0] = np.nan
+    with pytest.raises(ValueError, match="partly NaN"):
+        write_cache(tmp_path / "train.h5", {"m": bad}, ids=IDS)
+    write_cache(tmp_path / "train.h5", {"m": X}, ids=IDS, restart=True)
 
 
 def test_lock_of_another_host_is_not_taken_over(tmp_path):

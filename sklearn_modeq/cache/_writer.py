@@ -156,9 +156,18 @@ class SplitLock:
     def _describe(self, holder: dict) -> str:
         if not holder:
             return "another process"
+        mine = holder.get("pid") == os.getpid() and holder.get("host") == (
+            socket.gethostname()
+        )
         return (
             f"pid {holder.get('pid')} on host {holder.get('host')!r} (since "
-            f"{holder.get('since')})"
+            f"{holder.get('since')}"
+            + (
+                "; this process: close() or finalize() the other CacheWriter, "
+                "or use `with CacheWriter(...)`)"
+                if mine
+                else ")"
+            )
         )
 
     def acquire(self) -> None:
@@ -678,8 +687,9 @@ def write_cache(
         dtype=dtype,
         **kwargs,
     )
-    left = writer.remaining()
-    for start in range(0, len(left), batch_size):
-        rows = left[start : start + batch_size]
-        writer.append(writer.ids[rows], {name: X[name][rows] for name in X})
-    return writer.finalize()
+    with writer:  # released also when a batch is rejected
+        left = writer.remaining()
+        for start in range(0, len(left), batch_size):
+            rows = left[start : start + batch_size]
+            writer.append(writer.ids[rows], {name: X[name][rows] for name in X})
+        return writer.finalize()
