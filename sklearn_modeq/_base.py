@@ -24,6 +24,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 from skorch.callbacks import EarlyStopping, ProgressBar
 from skorch.dataset import ValidSplit
 
+from ._callbacks import DivergenceGuard, InterruptGuard, check_finite_proba
 from ._data import (
     SAMPLE_WEIGHT_KEY,
     NanStandardizer,
@@ -180,7 +181,11 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
         """Set method-specific fitted attributes from ``self.net_``."""
 
     def _continue_fit(self, data: dict, y: np.ndarray) -> None:
-        """Further training after ``net_.fit`` (e.g. a second stage), same seed."""
+        """Further training after ``net_.fit`` (e.g. a second stage), same seed.
+
+        Called also when ``net_.fit`` was interrupted (``self._interrupted()``),
+        when it should train no further.
+        """
 
     # -- validation -------------------------------------------------------------------
     def _validate_fit_params(self):
@@ -227,8 +232,14 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
         return _valid_split(y, self.validation_fraction, seed)
 
     def _callbacks(self, seed: int, y: np.ndarray) -> list:
-        callbacks = list(self._extra_callbacks(seed, y))
-        callbacks.append(("order_names", OrderNames(list(self.modalities_))))
+        name = type(self).__name__
+        callbacks = [
+            *self._extra_callbacks(seed, y),
+            ("order_names", OrderNames(list(self.modalities_))),
+            # after the callbacks that record an epoch, before EarlyStopping
+            ("divergence_guard", DivergenceGuard(name)),
+            ("interrupt_guard", InterruptGuard(name)),
+        ]
         if self.early_stopping:
             callbacks.append(
                 EarlyStopping(
@@ -264,6 +275,23 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
         -------
         self : object
             The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            When the fit diverges: a batch's loss, or a parameter at the end
+            of an epoch, is not finite (NaN or inf). The message names the
+            epoch and suggests a smaller ``lr``.
+        KeyboardInterrupt
+            When interrupted (Ctrl-C) before the first epoch completed.
+
+        Warns
+        -----
+        UserWarning
+            When interrupted (Ctrl-C) after at least one epoch: the fit stops
+            and returns a usable model with the weights, ``history_`` and
+            per-epoch records (e.g. ``shapley_history_``) of the epochs that
+            completed, ``n_iter_`` of them; the interrupted epoch is discarded.
         """
         self._validate_fit_params()
         data, y_enc = self._training_data(X, y, sample_weight)
@@ -277,6 +305,10 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_ = len(self.net_.history)
         self._after_fit()
         return self
+
+    def _interrupted(self) -> bool:
+        """Whether KeyboardInterrupt stopped the last training run of ``net_``."""
+        return dict(self.net_.callbacks_)["interrupt_guard"].interrupted_
 
     def _training_data(self, X, y, sample_weight):
         """Validated, standardised training data (arrays, or a streaming dataset)."""
@@ -359,7 +391,7 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
 
     def _predict_proba(self, arrays) -> np.ndarray:
         logits = self.net_.forward(arrays, training=False)
-        return torch.softmax(logits.double(), dim=1).numpy()
+        return check_finite_proba(self, torch.softmax(logits.double(), dim=1).numpy())
 
     def predict_proba(self, X):
         """Class probabilities; absent modalities are skipped per sample.

@@ -100,9 +100,75 @@ class ViewDataset(torch.utils.data.Dataset):
         return xb, yb
 
 
+class BlockShuffleSampler(torch.utils.data.Sampler):
+    """Shuffles blocks of rows, and rows within groups of blocks, not single rows.
+
+    Every epoch draws a random order of the blocks, cuts it into groups of
+    ``mix_blocks`` consecutive blocks and shuffles the positions within each
+    group. Cut into batches, this order makes every batch read a few contiguous
+    ranges of an out-of-core view instead of scattered rows. Seeded from torch's
+    global RNG, like :class:`torch.utils.data.RandomSampler`.
+
+    Parameters
+    ----------
+    blocks : ndarray of shape (n_samples,)
+        The block of every position of the dataset.
+    mix_blocks : int
+        Blocks whose rows are shuffled together.
+    """
+
+    def __init__(self, blocks, mix_blocks: int):
+        self.blocks = np.asarray(blocks)
+        self.mix_blocks = int(mix_blocks)
+
+    def __len__(self):
+        return len(self.blocks)
+
+    def __iter__(self):
+        seed = int(torch.empty((), dtype=torch.int64).random_().item())
+        rng = np.random.default_rng(seed)
+        labels, block = np.unique(self.blocks, return_inverse=True)
+        rank = np.empty(len(labels), dtype=np.int64)
+        rank[rng.permutation(len(labels))] = np.arange(len(labels))
+        group = rank[block.reshape(-1)] // self.mix_blocks
+        order = np.lexsort((rng.random(len(self.blocks)), group))
+        return iter(order.tolist())
+
+
+def sampling_blocks(dataset):
+    """``(block of every position, mix_blocks)`` of a dataset over a view that
+    shuffles blocks (``view.sampling_blocks()``), through any Subsets; or None."""
+    indices = None
+    while isinstance(dataset, torch.utils.data.Subset):
+        inner = np.asarray(dataset.indices, dtype=np.int64)
+        indices = inner if indices is None else inner[indices]
+        dataset = dataset.dataset
+    view = getattr(dataset, "view", None)
+    found = getattr(view, "sampling_blocks", None)
+    blocks = found() if found is not None else None
+    if blocks is None:
+        return None
+    ids, mix_blocks = blocks
+    return (ids if indices is None else ids[indices]), mix_blocks
+
+
 def batch_loader(dataset, batch_size=128, shuffle=False, **kwargs):
-    """DataLoader that hands whole index batches to ``dataset.__getitem__``."""
-    sampler = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+    """DataLoader that hands whole index batches to ``dataset.__getitem__``.
+
+    Over an out-of-core view opened with ``shuffle="blocks"``, training
+    batches come from :class:`BlockShuffleSampler`, and the validation split (a
+    ``Subset``, whose results do not depend on the order of its rows) is read
+    in file order; prediction (the whole dataset) keeps the order of its rows.
+    """
+    blocks = sampling_blocks(dataset)
+    if blocks is not None and shuffle:
+        sampler = BlockShuffleSampler(*blocks)
+    elif blocks is not None and isinstance(dataset, torch.utils.data.Subset):
+        sampler = np.argsort(blocks[0], kind="stable").tolist()
+    elif shuffle:
+        sampler = RandomSampler(dataset)
+    else:
+        sampler = SequentialSampler(dataset)
     return DataLoader(
         dataset,
         sampler=BatchSampler(sampler, batch_size=batch_size, drop_last=False),

@@ -11,6 +11,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseModalityClassifier
+from ._callbacks import check_finite_proba
 from ._inference import InferencePlan, candidate_logits, fused_outputs
 from ._threads import limit_torch_threads
 from ._training import AlternatingNet, ShapleyScheduler
@@ -130,7 +131,7 @@ class ShapleyAlternatingClassifier(
         Per-epoch records: ``train_loss``, ``valid_loss``, ``shapley``,
         ``subset_accuracy``, ``train_order``, durations.
     n_iter_ : int
-        Number of epochs run.
+        Number of epochs run (those completed, when ``fit`` was interrupted).
     net_ : AlternatingNet
         The fitted skorch net; ``net_.module_`` is the torch model.
 
@@ -340,7 +341,7 @@ class ShapleyAlternatingClassifier(
 
     def _predict_proba(self, arrays) -> np.ndarray:
         _, logits, _ = self._fused(arrays)
-        return _softmax(logits)
+        return check_finite_proba(self, _softmax(logits))
 
     def _predict_subsets(self, X, subsets):
         """Labels predicted with only each coalition's modalities present.

@@ -218,6 +218,7 @@ def test_writer_rejects_resume_with_other_inputs(tmp_path):
     X, y, ids = _data()
     w = CacheWriter(tmp_path / "a.h5", ids, y, modalities={"audio": {}})
     w.append(ids[:2], {"audio": X["audio"][:2]})
+    w.close()  # as a crash would: the lock goes, the shards stay
     with pytest.raises(ValueError, match="interrupted extraction of other inputs"):
         CacheWriter(
             tmp_path / "a.h5", ids, y, modalities={"audio": {}}, dtype="float16"

@@ -64,7 +64,7 @@ classes_ : ndarray of shape (n_classes,)
     history_ : skorch.History
         Per-epoch records (``train_loss``, ``valid_loss``, durations).
     n_iter_ : int
-        Number of epochs run.
+        Number of epochs run (those completed, when ``fit`` was interrupted).
     net_ : skorch.NeuralNet
         The fitted skorch net; ``net_.module_`` is the torch model."""
 

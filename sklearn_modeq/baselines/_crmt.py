@@ -127,7 +127,7 @@ class CRMTClassifier(BaselineClassifier):
     ----------
     lipschitz_ : ndarray of shape (n_modalities, n_classes)
         Estimated Lipschitz constant of each unimodal class score (zeros
-        without stage 2).
+        without stage 2, which an interrupted stage 1 skips).
     {common_attributes}
 
     See Also
@@ -241,7 +241,7 @@ class CRMTClassifier(BaselineClassifier):
         )
         net = self.net_
         module = net.module_
-        if epochs == 0:
+        if epochs == 0 or self._interrupted():
             module.lipschitz.zero_()
             return
         dataset_train, _ = net.get_split_datasets(data, y)

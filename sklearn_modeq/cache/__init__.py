@@ -7,7 +7,12 @@ See ``docs/extract.md`` for the file layout. Public API:
 - :func:`open_lazy` / :class:`LazyEmbeddings`: out-of-core views.
 """
 
-from ._format import FORMAT_VERSION, CacheFormatError
+from ._format import (
+    FORMAT_VERSION,
+    CacheFormatError,
+    CacheLockedError,
+    CacheWriteError,
+)
 from ._lazy import LazyArray, LazyEmbeddings
 from ._reader import load, load_splits, open_lazy
 from ._writer import CacheWriter, write_cache
@@ -15,6 +20,8 @@ from ._writer import CacheWriter, write_cache
 __all__ = [
     "FORMAT_VERSION",
     "CacheFormatError",
+    "CacheLockedError",
+    "CacheWriteError",
     "CacheWriter",
     "LazyArray",
     "LazyEmbeddings",

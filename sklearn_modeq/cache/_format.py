@@ -43,6 +43,21 @@ class CacheFormatError(ValueError):
     """An embedding cache file is malformed, truncated or incompatible."""
 
 
+class CacheLockedError(RuntimeError):
+    """Another writer holds the lock of the split file this one would write."""
+
+
+class CacheWriteError(OSError):
+    """Writing the cache failed (disk full, read-only location, ...).
+
+    The message names the path and says what was kept; ``errno`` is the
+    underlying error's.
+    """
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that shape the cached features."""
     versions = {}

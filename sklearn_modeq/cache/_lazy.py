@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,55 @@ def _open_h5(path: Path) -> h5py.File:
 def _read_str(ds: h5py.Dataset) -> np.ndarray:
     return np.asarray(ds.asstr()[()], dtype=str)
 
+
+def _bad_rows(ds: h5py.Dataset, first: int, last: int) -> list[tuple[int, int]]:
+    """Chunk-aligned row ranges of ``ds[first:last + 1]`` that cannot be read."""
+    step = ds.chunks[0] if ds.chunks else last - first + 1
+    bad = []
+    for start in range(first - first % step, last + 1, step):
+        stop = min(start + step, ds.shape[0]) - 1
+        try:
+            ds[start : stop + 1]
+        except OSError:
+            if bad and bad[-1][1] == start - 1:
+                bad[-1] = (bad[-1][0], stop)
+            else:
+                bad.append((start, stop))
+    return bad
+
+
+def corrupt_data_error(
+    path: Path,
+    what: str,
+    ds: h5py.Dataset,
+    first: int,
+    last: int,
+    exc: Exception,
+    ids: np.ndarray | None = None,
+) -> CacheFormatError:
+    """The error for unreadable rows ``first..last`` of a dataset, naming the
+    chunks that fail (the rows) and, when they are known, their sample ids."""
+    ranges = _bad_rows(ds, first, last) or [(first, last)]
+    rows = ", ".join(f"{a}..{b}" for a, b in ranges[:5])
+    if len(ranges) > 5:
+        rows += f" and {len(ranges) - 5} more ranges"
+    if ids is not None:
+        a, b = ranges[0]
+        rows += f" (sample ids {str(ids[a])!r}..{str(ids[b])!r})"
+    cause = (
+        "fail their Fletcher-32 checksum: the stored bytes changed (bit rot, a "
+        "bad copy or a partial write) and the file is corrupt"
+        if ds.fletcher32 and "filter" in str(exc)
+        else "cannot be read; the file is truncated or corrupt"
+    )
+    return CacheFormatError(
+        f"{path} {what}: rows {rows} {cause} ({exc}). Re-run the extraction into "
+        "a fresh folder, or restore the file from a good copy."
+    )
+
+
+#: Bytes of the widest modality in one block of ``shuffle="blocks"`` (default).
+_BLOCK_BYTES = 1 << 20
 
 #: Largest block one range read may bring into memory (bounds out-of-core peaks).
 _MAX_BLOCK_BYTES = 16 * 1024**2
@@ -92,7 +142,10 @@ class _Header:
         self.labels = None
         if "labels" in f:
             ds = f["labels"]
-            labels = _read_str(ds) if ds.dtype.kind in "OS" else ds[()]
+            try:
+                labels = _read_str(ds) if ds.dtype.kind in "OS" else ds[()]
+            except OSError as exc:
+                raise corrupt_data_error(path, "'labels'", ds, 0, n - 1, exc) from exc
             if len(labels) != n:
                 raise CacheFormatError(
                     f"{path}: 'labels' has {len(labels)} rows but 'ids' has {n}."
@@ -107,6 +160,7 @@ class _Header:
             raise CacheFormatError(f"{path} holds no modality.")
         self.dims: dict[str, int] = {}
         self.dtypes: dict[str, np.dtype] = {}
+        self.chunk_rows: dict[str, int] = {}
         self.modality_attrs: dict[str, dict[str, Any]] = {}
         # file row -> row in the modality's features (None: aligned, -1: absent)
         self.maps: dict[str, np.ndarray | None] = {}
@@ -142,17 +196,23 @@ class _Header:
                 mapping = np.full(n, -1, dtype=np.int64)
                 mapping[rows] = np.arange(len(mids))
                 self.maps[name] = mapping
-            try:
-                if feats.shape[0]:
-                    feats[-1]
-                    feats[0]
-            except OSError as exc:
-                raise CacheFormatError(
-                    f"{where}: cannot read 'features' ({exc}); the file is truncated "
-                    "or corrupt. Delete it and re-run the extraction."
-                ) from exc
+            ends = (0, feats.shape[0] - 1) if feats.shape[0] else ()
+            for row in ends:
+                try:
+                    feats[row]
+                except OSError as exc:
+                    raise corrupt_data_error(
+                        path,
+                        f"modality {name!r} 'features'",
+                        feats,
+                        row,
+                        row,
+                        exc,
+                        self.ids if self.maps[name] is None else None,
+                    ) from exc
             self.dims[name] = int(feats.shape[1])
             self.dtypes[name] = feats.dtype
+            self.chunk_rows[name] = int(feats.chunks[0]) if feats.chunks else 1
             self.modality_attrs[name] = {k: from_attr(v) for k, v in g.attrs.items()}
 
 
@@ -212,6 +272,26 @@ class LazyEmbeddings:
         a :class:`CacheFormatError`.
     rows : array-like of int, default=None
         File rows this view exposes, in order (default: all).
+    shuffle : {"rows", "blocks"}, default="rows"
+        How an estimator's training loader shuffles this view (see
+        :meth:`sampling_blocks`). ``"rows"``: single rows, as in memory; each
+        batch then reads scattered rows, ~0.2 ms each through HDF5.
+        ``"blocks"``: blocks of ``block_rows`` consecutive file rows, so each
+        batch reads a few contiguous ranges; a batch then holds rows of only
+        about ``mix_blocks`` blocks (up to twice that where it straddles two
+        groups), which matters when the file's row order is not random (e.g.
+        sorted by class or by source).
+    block_rows : int, default=None
+        Rows per block with ``shuffle="blocks"``; default: the smallest multiple
+        of the largest HDF5 chunk (in rows) of the view's modalities that holds
+        1 MiB of the widest one, so blocks are chunk-aligned and each is one
+        contiguous read.
+    mix_blocks : int, default=8
+        With ``shuffle="blocks"``, the rows of this many consecutive blocks of
+        the shuffled block order are shuffled together. The view keeps the last
+        ``2 * mix_blocks + 1`` blocks it read of each modality in memory (about
+        17 MiB per modality at the defaults), so each block is read once per
+        epoch, in one range read.
 
     Attributes
     ----------
@@ -226,12 +306,39 @@ class LazyEmbeddings:
         File attributes (format version, library versions, ...).
     modality_attrs : dict of str to dict
         Per-modality attributes (backbone, checkpoint hash, pooling, ...).
+    shuffle, block_rows, mix_blocks
+        As given (``block_rows`` resolved).
     """
 
-    def __init__(self, path, modalities=None, rows=None, _header=None):
+    def __init__(
+        self,
+        path,
+        modalities=None,
+        rows=None,
+        *,
+        shuffle="rows",
+        block_rows=None,
+        mix_blocks=8,
+        _header=None,
+    ):
+        if shuffle not in ("rows", "blocks"):
+            raise ValueError(
+                f"shuffle must be 'rows' or 'blocks'; got {shuffle!r} instead."
+            )
+        for name, value in (("block_rows", block_rows), ("mix_blocks", mix_blocks)):
+            if value is not None and (
+                not isinstance(value, int | np.integer) or value < 1
+            ):
+                raise ValueError(
+                    f"{name} must be a positive int; got {value!r} instead."
+                )
+        self.shuffle = shuffle
+        self.mix_blocks = int(mix_blocks)
         self.path = Path(path)
         self._file: h5py.File | None = None
         self._pid: int | None = None
+        # shuffle="blocks": modality -> {block: float32 rows}, least recent first
+        self._blocks: dict[str, OrderedDict[int, np.ndarray]] = {}
         if _header is None:
             with _open_h5(self.path) as f:
                 _header = _Header(self.path, f)
@@ -245,10 +352,21 @@ class LazyEmbeddings:
                 f"{_header.split!r}); it holds {_header.modalities}."
             )
         self.modalities = tuple(modalities)
+        self.block_rows = (
+            int(block_rows) if block_rows is not None else self._default_block_rows()
+        )
         n_file = len(_header.ids)
         self._rows = (
             np.arange(n_file) if rows is None else np.asarray(rows, dtype=np.int64)
         )
+
+    def _default_block_rows(self) -> int:
+        """The smallest multiple of the largest chunk (in rows) of the modalities
+        that spans :data:`_BLOCK_BYTES` of the widest modality."""
+        header = self._header
+        chunk = max(header.chunk_rows[m] for m in self.modalities)
+        row = max(header.dims[m] * header.dtypes[m].itemsize for m in self.modalities)
+        return chunk * max(1, -(-(_BLOCK_BYTES // max(row, 1)) // chunk))
 
     # -------------------------------------------------------------- metadata
     @property
@@ -318,8 +436,25 @@ class LazyEmbeddings:
             self.path,
             self.modalities if modalities is None else modalities,
             rows,
+            shuffle=self.shuffle,
+            block_rows=self.block_rows,
+            mix_blocks=self.mix_blocks,
             _header=self._header,
         )
+
+    def sampling_blocks(self) -> tuple[np.ndarray, int] | None:
+        """Blocks a training loader shuffles instead of rows, or None.
+
+        With ``shuffle="blocks"``: the block of every position of this view (its
+        file row // :attr:`block_rows`) and :attr:`mix_blocks`. The training
+        loader of the estimators (``sklearn_modeq._training.batch_loader``)
+        then shuffles the order of the blocks and the rows within each group of
+        ``mix_blocks`` consecutive blocks of that order, so every batch reads a
+        few contiguous ranges instead of ``batch_size`` scattered rows.
+        """
+        if self.shuffle != "blocks":
+            return None
+        return self._rows // self.block_rows, self.mix_blocks
 
     def __repr__(self) -> str:
         dims = ", ".join(f"{m}: {self._header.dims[m]}" for m in self.modalities)
@@ -333,6 +468,7 @@ class LazyEmbeddings:
         if self._file is None or self._pid != os.getpid():
             self._file = _open_h5(self.path)
             self._pid = os.getpid()
+            self._blocks = {}
         return self._file
 
     def close(self) -> None:
@@ -340,6 +476,7 @@ class LazyEmbeddings:
         if self._file is not None and self._pid == os.getpid():
             self._file.close()
         self._file = None
+        self._blocks = {}
 
     def __enter__(self) -> LazyEmbeddings:
         return self
@@ -351,6 +488,7 @@ class LazyEmbeddings:
         state = self.__dict__.copy()
         state["_file"] = None
         state["_pid"] = None
+        state["_blocks"] = {}
         return state
 
     # ----------------------------------------------------------------- reads
@@ -367,6 +505,9 @@ class LazyEmbeddings:
             return out
         uniq, inverse = np.unique(src, return_inverse=True)
         ds = self._handle()["modalities"][name]["features"]
+        if self.shuffle == "blocks" and mapping is None:
+            out[present] = self._read_blocks(name, ds, uniq)[inverse.reshape(-1)]
+            return out
         chunk = ds.chunks[0] if ds.chunks else 1
         buf = np.empty((len(uniq), dim), dtype=np.float32)
         try:
@@ -375,12 +516,53 @@ class LazyEmbeddings:
                 block = ds[first : last + 1]
                 buf[a:b] = block[uniq[a:b] - first]
         except OSError as exc:
-            raise CacheFormatError(
-                f"{self.path} modality {name!r}: cannot read rows {first}..{last} "
-                f"({exc}); the file is truncated or corrupt."
+            raise corrupt_data_error(
+                self.path,
+                f"modality {name!r} 'features'",
+                ds,
+                first,
+                last,
+                exc,
+                self._header.ids if mapping is None else None,
             ) from exc
         out[present] = buf[inverse.reshape(-1)]
         return out
+
+    def _read_blocks(self, name: str, ds: h5py.Dataset, rows: np.ndarray):
+        """Sorted unique ``rows`` of ``ds`` through a small cache of whole blocks.
+
+        Each block is one range read, kept (least recently used out) for the
+        next batches of its group; ``2 * mix_blocks + 1`` blocks per modality.
+        """
+        size = self.block_rows
+        cache = self._blocks.setdefault(name, OrderedDict())
+        block_of = rows // size
+        cuts = np.flatnonzero(np.diff(block_of)) + 1
+        buf = np.empty((len(rows), ds.shape[1]), dtype=np.float32)
+        for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(rows)]):
+            k = int(block_of[a])
+            values = cache.get(k)
+            if values is None:
+                first, last = k * size, min((k + 1) * size, ds.shape[0]) - 1
+                try:
+                    values = ds[first : last + 1].astype(np.float32, copy=False)
+                except OSError as exc:
+                    raise corrupt_data_error(
+                        self.path,
+                        f"modality {name!r} 'features'",
+                        ds,
+                        first,
+                        last,
+                        exc,
+                        self._header.ids,
+                    ) from exc
+                cache[k] = values
+                while len(cache) > 2 * self.mix_blocks + 1:
+                    cache.popitem(last=False)
+            else:
+                cache.move_to_end(k)
+            buf[a:b] = values[rows[a:b] - k * size]
+        return buf
 
     def take(self, indices, modalities=None) -> dict[str, np.ndarray]:
         """Read rows of this view.

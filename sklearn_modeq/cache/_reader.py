@@ -39,6 +39,9 @@ def open_lazy(
     split: str | None = None,
     *,
     modalities: Sequence[str] | None = None,
+    shuffle: str = "rows",
+    block_rows: int | None = None,
+    mix_blocks: int = 8,
 ) -> LazyEmbeddings:
     """Open one split of the cache as a :class:`LazyEmbeddings` view.
 
@@ -51,13 +54,28 @@ def open_lazy(
         attribute must match.
     modalities : sequence of str, default=None
         Modalities to expose; a name missing from the file is a CacheFormatError.
+    shuffle : {"rows", "blocks"}, default="rows"
+        How the estimators' training loader shuffles the view: single rows (as
+        in memory), or chunk-aligned blocks of rows, which makes an out-of-core
+        fit read contiguous ranges (see :class:`LazyEmbeddings`).
+    block_rows : int, default=None
+        Rows per block (default: about 1 MiB of the widest modality, a multiple
+        of the largest HDF5 chunk of the modalities).
+    mix_blocks : int, default=8
+        Blocks whose rows are shuffled together.
 
     Returns
     -------
     view : LazyEmbeddings
     """
     file = _split_file(path, split)
-    view = LazyEmbeddings(file, modalities)
+    view = LazyEmbeddings(
+        file,
+        modalities,
+        shuffle=shuffle,
+        block_rows=block_rows,
+        mix_blocks=mix_blocks,
+    )
     if split is not None and view.split != split:
         raise CacheFormatError(f"{file} holds split {view.split!r}, not {split!r}.")
     return view
@@ -69,6 +87,7 @@ def load(
     *,
     lazy: bool = False,
     modalities: Sequence[str] | None = None,
+    shuffle: str = "rows",
 ):
     """Load one split of the embedding cache.
 
@@ -84,6 +103,12 @@ def load(
     modalities : sequence of str, default=None
         Modalities to load (default: all). Requesting one the file lacks (e.g. a
         modality of the training split missing from the test split) is an error.
+    shuffle : {"rows", "blocks"}, default="rows"
+        With ``lazy=True``: ``"blocks"`` makes the estimators' training loader
+        shuffle chunk-aligned blocks of rows instead of single rows, so an
+        out-of-core fit reads contiguous ranges (much faster; batches then mix
+        rows of a few blocks only, see :class:`LazyEmbeddings`). Use
+        :func:`open_lazy` to set the block size.
 
     Returns
     -------
@@ -95,7 +120,12 @@ def load(
     ids : ndarray of str, shape (n_samples,)
         Sample ids.
     """
-    view = open_lazy(path, split, modalities=modalities)
+    if shuffle != "rows" and not lazy:
+        raise ValueError(
+            f"shuffle={shuffle!r} applies to lazy views; pass lazy=True with it "
+            "(in memory, rows are shuffled one by one at no cost)."
+        )
+    view = open_lazy(path, split, modalities=modalities, shuffle=shuffle)
     y, ids = view.labels, view.ids
     if lazy:
         return view, y, ids

@@ -11,16 +11,25 @@ Crash safety comes from never modifying a published file in place:
 A process killed at any moment therefore loses at most the batch in flight; a new
 writer with the same inputs finds the shards, reports the remaining rows, and the
 finished file holds exactly the rows, in the order, of an uninterrupted run.
+
+One writer at a time: a writer holds an exclusive lock on ``<file>.lock`` (see
+:class:`SplitLock`) from its creation until :meth:`CacheWriter.finalize` or
+:meth:`CacheWriter.close`. A failed write (disk full, read-only location) removes
+its temporary file, keeps the published shards and raises
+:class:`CacheWriteError` naming the path; the same writer, or a new one, resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
+import socket
 import time
+import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,10 +37,17 @@ from typing import Any
 import h5py
 import numpy as np
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: the lock falls back to its pid check
+    fcntl = None
+
 from ._format import (
     FORMAT_NAME,
     FORMAT_VERSION,
     STR_DTYPE,
+    CacheLockedError,
+    CacheWriteError,
     check_rows,
     check_unique_ids,
     encode_labels,
@@ -42,7 +58,10 @@ from ._format import (
 
 logger = logging.getLogger(__name__)
 
-_CHUNK_BYTES = 1 << 20
+#: Bytes per HDF5 chunk of features. Reading one row of a checksummed dataset reads
+#: and verifies its whole chunk, so chunks stay small for shuffled out-of-core
+#: reads (benchmarks/bench_out_of_core.py); sequential reads are not slower.
+_CHUNK_BYTES = 1 << 16
 
 
 def _fsync_dir(path: Path) -> None:
@@ -56,6 +75,167 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _publish(path: Path, write) -> None:
+    """Write ``path`` atomically: ``write(fh)`` into a temporary file, fsync it,
+    rename it; on failure the temporary file is removed and nothing is published."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    except OSError:
+        return False
+    return True
+
+
+class SplitLock:
+    """Exclusive lock of one split file while it is written: ``<file>.lock``.
+
+    The lock file holds the holder's pid, host and start time (JSON). Exclusion
+    comes from ``flock`` on that file, which the kernel releases when the holder
+    dies, so a lock file left by a killed writer on this host is stale and is
+    taken over (with a warning in the log). A lock left by a process on another
+    host cannot be checked from here and is an error that says which file to
+    delete once that process is known to be gone. Where ``flock`` is not
+    available, a lock is held while its pid runs on this host.
+
+    Parameters
+    ----------
+    target : Path
+        The split file the lock protects.
+    """
+
+    def __init__(self, target: Path):
+        self.target = Path(target)
+        self.path = self.target.with_name(self.target.name + ".lock")
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    @staticmethod
+    def _flock(fd: int) -> bool | None:
+        """True: locked; False: another holder has it; None: no flock here."""
+        if fcntl is None:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        except OSError:  # e.g. ENOLCK on a file system without locks
+            return None
+        return True
+
+    @staticmethod
+    def _holder(fd: int) -> dict:
+        try:
+            data = os.pread(fd, 4096, 0)
+            holder = json.loads(data.decode()) if data.strip() else {}
+        except (OSError, ValueError):
+            return {}
+        return holder if isinstance(holder, dict) else {}
+
+    def _describe(self, holder: dict) -> str:
+        if not holder:
+            return "another process"
+        mine = holder.get("pid") == os.getpid() and holder.get("host") == (
+            socket.gethostname()
+        )
+        return (
+            f"pid {holder.get('pid')} on host {holder.get('host')!r} (since "
+            f"{holder.get('since')}"
+            + (
+                "; this process: close() or finalize() the other CacheWriter, "
+                "or use `with CacheWriter(...)`)"
+                if mine
+                else ")"
+            )
+        )
+
+    def acquire(self) -> None:
+        """Take the lock, or raise :class:`CacheLockedError` naming the holder."""
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                taken = self._take(fd)
+            except BaseException:
+                os.close(fd)
+                raise
+            if taken:
+                self._fd = fd
+                return
+            os.close(fd)  # the file was replaced under us: try again
+
+    def _take(self, fd: int) -> bool:
+        locked = self._flock(fd)
+        holder = self._holder(fd)
+        if locked is False:
+            raise CacheLockedError(
+                f"{self.target} is being written by {self._describe(holder)}; "
+                f"lock file {self.path}. Two writers on one split would corrupt "
+                "it: wait for that process to finish or stop it, then run again."
+            )
+        try:
+            if os.fstat(fd).st_ino != os.stat(self.path).st_ino:
+                return False  # released (unlinked) between our open and flock
+        except FileNotFoundError:
+            return False
+        host = socket.gethostname()
+        if holder and holder.get("host") != host:
+            raise CacheLockedError(
+                f"{self.target} is locked by {self._describe(holder)}, which cannot "
+                f"be checked from host {host!r}. If that process no longer runs, "
+                f"delete {self.path} and run again."
+            )
+        pid = holder.get("pid")
+        if locked is None and isinstance(pid, int) and _pid_running(pid):
+            raise CacheLockedError(
+                f"{self.target} is being written by {self._describe(holder)}; "
+                f"lock file {self.path}. Wait for that process to finish or stop "
+                "it, then run again."
+            )
+        if holder:
+            logger.warning(
+                "%s: taking over the stale lock of %s, which no longer runs",
+                self.target,
+                self._describe(holder),
+            )
+        me = {
+            "pid": os.getpid(),
+            "host": host,
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(me).encode(), 0)
+        return True
+
+    def release(self) -> None:
+        """Remove the lock file and drop the lock (idempotent)."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            self.path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
 
 
 def _chunk_rows(n: int, dim: int, itemsize: int) -> int:
@@ -89,11 +269,26 @@ class CacheWriter:
         error, so a stale partial file never mixes into a new extraction.
     restart : bool, default=False
         Discard any partial or finished file at ``path`` and start afresh.
+    checksums : bool, default=True
+        Store a Fletcher-32 checksum with every chunk of the features (and of
+        integer labels; HDF5's ``fletcher32`` filter), so that a corrupted chunk
+        is an error when read instead of wrong numbers. False skips them (to
+        measure their cost, or for readers without the filter).
 
     Attributes
     ----------
     complete : bool
         True when the finished file already exists with the same inputs.
+    lock : SplitLock
+        The split's lock, held from creation to :meth:`finalize` or :meth:`close`.
+
+    Raises
+    ------
+    CacheLockedError
+        Another writer (this or another process) holds the split's lock.
+    CacheWriteError
+        The folder, the lock or the progress record cannot be written (e.g. a
+        read-only location).
 
     Examples
     --------
@@ -123,8 +318,10 @@ class CacheWriter:
         attrs: Mapping[str, Any] | None = None,
         fingerprint: str = "",
         restart: bool = False,
+        checksums: bool = True,
     ):
         self.path = Path(path)
+        self.checksums = checksums
         self.ids = np.asarray([str(i) for i in ids], dtype=str)
         if self.ids.ndim != 1 or len(self.ids) == 0:
             raise ValueError(f"{self.path}: ids must be a non-empty 1-D sequence.")
@@ -146,10 +343,49 @@ class CacheWriter:
         self._position = {sid: i for i, sid in enumerate(self.ids)}
         self._fingerprint = self._make_fingerprint(fingerprint)
         self.complete = False
-        if restart:
-            self._discard()
-        self._clean_stale()
-        self._open_partial()
+        self.lock = SplitLock(self.path)
+        with self._writing(self.lock.path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.lock.acquire()
+        self._unlock = weakref.finalize(self, self.lock.release)
+        try:
+            if restart:
+                self._discard()
+            self._clean_stale()
+            self._open_partial()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the split's lock (:meth:`finalize` does it too); idempotent.
+
+        Shards already written are kept, so a later writer resumes from them.
+        """
+        self._unlock()
+
+    def __enter__(self) -> CacheWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _writing(self, path: Path):
+        """Turn an OSError while writing ``path`` into a CacheWriteError."""
+        try:
+            yield
+        except CacheWriteError:
+            raise
+        except OSError as exc:
+            kept = len(self._shards())
+            reason = exc.strerror or str(exc)
+            raise CacheWriteError(
+                exc.errno,
+                f"cannot write {path}: {reason}. The {kept} batches already "
+                f"written are kept in {self.partial_dir}; make room (or fix the "
+                "location) and run the same command again to resume.",
+            ) from exc
 
     # ------------------------------------------------------------------ setup
     def _make_fingerprint(self, extra: str) -> str:
@@ -199,22 +435,18 @@ class CacheWriter:
                     "restart=True (--restart) to discard it."
                 )
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.partial_dir.mkdir(exist_ok=True)
-        self._atomic_write(
-            meta_path,
-            json.dumps({"fingerprint": self._fingerprint, "n": len(self.ids)}).encode(),
-        )
+        with self._writing(meta_path):
+            self.partial_dir.mkdir(exist_ok=True)
+            self._atomic_write(
+                meta_path,
+                json.dumps(
+                    {"fingerprint": self._fingerprint, "n": len(self.ids)}
+                ).encode(),
+            )
 
     @staticmethod
     def _atomic_write(path: Path, data: bytes) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        _publish(path, lambda fh: fh.write(data))
 
     # --------------------------------------------------------------- progress
     def _shards(self) -> list[Path]:
@@ -247,6 +479,13 @@ class CacheWriter:
             Sample ids of the batch (each must be one of :attr:`ids`).
         features : mapping of str to ndarray of shape (B, d_m)
             One array per modality; an all-NaN row marks missing media.
+
+        Raises
+        ------
+        CacheWriteError
+            The shard cannot be written (disk full, read-only location):
+            nothing of this batch is kept, the earlier batches are, and the
+            batch can be appended again.
         """
         if self.complete:
             raise RuntimeError(f"{self.path} is already complete.")
@@ -278,13 +517,8 @@ class CacheWriter:
         while shard.exists():
             seq += 1
             shard = self.partial_dir / f"shard_{seq:08d}.npz"
-        tmp = shard.with_name(shard.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, ids=ids, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, shard)
-        _fsync_dir(self.partial_dir)
+        with self._writing(shard):
+            _publish(shard, lambda fh: np.savez(fh, ids=ids, **arrays))
 
     # --------------------------------------------------------------- finalize
     def finalize(self) -> Path:
@@ -294,8 +528,15 @@ class CacheWriter:
         -------
         path : Path
             The finished file.
+
+        Raises
+        ------
+        CacheWriteError
+            The file cannot be written: the temporary file is removed, the
+            shards are kept, and ``finalize`` can be called again.
         """
         if self.complete:
+            self.close()
             return self.path
         left = self.remaining()
         if len(left):
@@ -306,7 +547,26 @@ class CacheWriter:
         shards = self._shards()
         dims = self._shard_dims(shards)
         tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+        try:
+            with self._writing(self.path):
+                self._write_file(tmp, shards, dims)
+                with open(tmp, "rb+") as fh:
+                    os.fsync(fh.fileno())
+                os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.path.parent)
+        shutil.rmtree(self.partial_dir, ignore_errors=True)
+        self.complete = True
+        self.close()
+        logger.info("wrote %s (%d samples, %s)", self.path, len(self.ids), dims)
+        return self.path
+
+    def _write_file(self, tmp: Path, shards: list[Path], dims: dict[str, int]):
+        """Stream the shards into a new HDF5 file ``tmp`` (unpublished)."""
         n = len(self.ids)
+        checksum = {"fletcher32": True} if self.checksums else {}
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT_NAME
             f.attrs["format_version"] = FORMAT_VERSION
@@ -324,7 +584,9 @@ class CacheWriter:
                         "labels", data=self.labels.astype(object), dtype=STR_DTYPE
                     )
                 else:
-                    f.create_dataset("labels", data=self.labels)
+                    f.create_dataset(
+                        "labels", data=self.labels, chunks=True, **checksum
+                    )
             f.attrs["modalities"] = to_attr(list(self.modalities))
             group = f.create_group("modalities", track_order=True)
             datasets = {}
@@ -342,6 +604,7 @@ class CacheWriter:
                         _chunk_rows(n, dims[name], self.dtype.itemsize),
                         dims[name],
                     ),
+                    **checksum,
                 )
             for shard in shards:
                 with np.load(shard, allow_pickle=False) as z:
@@ -355,14 +618,6 @@ class CacheWriter:
                         for a, b in zip(bounds[:-1], bounds[1:]):
                             datasets[name][pos[a] : pos[b - 1] + 1] = values[a:b]
             f.flush()
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
-        shutil.rmtree(self.partial_dir, ignore_errors=True)
-        self.complete = True
-        logger.info("wrote %s (%d samples, %s)", self.path, n, dims)
-        return self.path
 
     def _shard_dims(self, shards: list[Path]) -> dict[str, int]:
         dims: dict[str, int] = {}
@@ -432,8 +687,9 @@ def write_cache(
         dtype=dtype,
         **kwargs,
     )
-    left = writer.remaining()
-    for start in range(0, len(left), batch_size):
-        rows = left[start : start + batch_size]
-        writer.append(writer.ids[rows], {name: X[name][rows] for name in X})
-    return writer.finalize()
+    with writer:  # released also when a batch is rejected
+        left = writer.remaining()
+        for start in range(0, len(left), batch_size):
+            rows = left[start : start + batch_size]
+            writer.append(writer.ids[rows], {name: X[name][rows] for name in X})
+        return writer.finalize()

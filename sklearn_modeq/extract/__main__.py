@@ -108,18 +108,63 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="on an error, show the full traceback instead of one line",
+    )
     return parser
 
 
+#: Errors whose message is the whole story; others also get their type name.
+_EXPECTED = (ValueError, OSError, RuntimeError)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error as one line (the type name too for an unexpected kind)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, _EXPECTED):
+        return text
+    return f"{type(exc).__name__}: {text} (run with --debug for the traceback)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m sklearn_modeq.extract`` and ``modeq-extract``."""
-    args = build_parser().parse_args(argv)
+    """Entry point of ``python -m sklearn_modeq.extract`` and ``modeq-extract``.
+
+    Returns the exit status: 0, or 1 after an error printed as one line on
+    stderr (``--debug`` raises it instead, with its traceback), or 130 when
+    interrupted. Argument errors exit through ``SystemExit`` with one line.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    try:
+        files = _run(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(
+            f"{parser.prog}: interrupted; the batches already written are kept, "
+            "run the same command again to resume.",
+            file=sys.stderr,
+        )
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"{parser.prog}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    for split, path in files.items():
+        print(f"{split}: {path}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> dict:
     backbones = _parse_backbones(args.backbone, args.option)
-    files = extract(
+    return extract(
         args.manifest,
         args.out,
         backbones,
@@ -133,9 +178,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         on_missing=args.on_missing,
         progress=not args.no_progress,
     )
-    for split, path in files.items():
-        print(f"{split}: {path}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -178,7 +178,11 @@ def extract(
     """Embed the media of a manifest with one backbone per modality into the cache.
 
     Resumable: a split whose file exists is skipped, an interrupted split continues
-    from its saved batches (see :class:`~sklearn_modeq.cache.CacheWriter`).
+    from its saved batches (see :class:`~sklearn_modeq.cache.CacheWriter`), and
+    so does one that failed to write (disk full, read-only location:
+    :class:`~sklearn_modeq.cache.CacheWriteError`, the batches written before are
+    kept). A split another process is writing is a
+    :class:`~sklearn_modeq.cache.CacheLockedError`.
 
     Parameters
     ----------
@@ -238,27 +242,28 @@ def extract(
             restart=restart,
         )
         files[split] = writer.path
-        left = writer.remaining()
-        if len(left) == 0:
+        with writer:  # releases the split's lock, also on an error
+            left = writer.remaining()
+            if len(left) == 0:
+                writer.finalize()
+                logger.info("split %r already extracted: %s", split, writer.path)
+                continue
+            for bb in backbones.values():
+                if bb.model_ is None:
+                    bb.load(device)
+            _run_split(
+                writer,
+                [rows[i] for i in left],
+                backbones,
+                manifest.base,
+                batch_size,
+                num_workers,
+                autocast,
+                on_missing,
+                progress,
+                split,
+            )
             writer.finalize()
-            logger.info("split %r already extracted: %s", split, writer.path)
-            continue
-        for bb in backbones.values():
-            if bb.model_ is None:
-                bb.load(device)
-        _run_split(
-            writer,
-            [rows[i] for i in left],
-            backbones,
-            manifest.base,
-            batch_size,
-            num_workers,
-            autocast,
-            on_missing,
-            progress,
-            split,
-        )
-        writer.finalize()
     return files
 
 

@@ -148,8 +148,14 @@ def fit_combiner(
     )
     weight = weight / weight.sum().clamp_min(1e-12)
     params = [combiner.bias, combiner.slope, combiner.log_temperature]
+    # a handful of parameters: gradients of 1e-5 are far below what the
+    # held-out data can resolve
     optimizer = torch.optim.LBFGS(
-        params, max_iter=max_iter, line_search_fn="strong_wolfe"
+        params,
+        max_iter=max_iter,
+        tolerance_grad=1e-5,
+        tolerance_change=1e-7,
+        line_search_fn="strong_wolfe",
     )
 
     def closure():

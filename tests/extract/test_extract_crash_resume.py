@@ -114,6 +114,7 @@ def test_resume_after_kill_during_finalize(tmp_path, stage):
     w.append(ids, {"m": X})
     if stage == "stale_tmp":
         (tmp_path / "t.h5.tmp-12345").write_bytes(b"half written")
+        w.close()  # the killed writer's lock is gone
     else:
         w.finalize()
         (tmp_path / "t.h5.partial").mkdir()

@@ -1,6 +1,7 @@
 """Media made on the machine -> manifest -> CLI extraction -> cache -> arrays."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -91,7 +92,7 @@ def test_rerun_is_a_no_op_and_restart_redoes(extracted, capsys):
     assert (out / "train.h5").stat().st_mtime_ns == before
 
 
-def test_missing_media_file_names_the_sample(media, resnet_ckpt, tmp_path):
+def test_missing_media_file_names_the_sample(media, resnet_ckpt, tmp_path, capsys):
     manifest = tmp_path / "m.jsonl"
     rows = [
         {
@@ -113,8 +114,16 @@ def test_missing_media_file_names_the_sample(media, resnet_ckpt, tmp_path):
         "--option",
         "visual.image_size=32",
     ]
+    assert main(argv) == 1  # one line, no traceback (issue 14)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert re.match(
+        r"python -m sklearn_modeq.extract: error: sample 'b' .* "
+        r"modality 'visual'",
+        err,
+    )
     with pytest.raises(MediaError, match="sample 'b' .* modality 'visual'"):
-        main(argv)
+        main([*argv, "--debug"])
     assert main([*argv, "--on-missing", "nan"]) == 0
     X, y, _ = load(tmp_path / "c", "train")
     assert np.isnan(X["visual"][1]).all() and np.isfinite(X["visual"][0]).all()
