@@ -81,12 +81,18 @@ def test_predict_proba_never_returns_non_finite_values(cls):
         clf.predict(X)
 
 
-def test_predict_proba_on_overflowing_inputs_blames_the_inputs():
+def test_non_finite_probabilities_of_a_finite_model_blame_the_inputs():
+    # The estimators' float64 softmax keeps even ~1e38 logits finite, so the
+    # message is checked on the guard itself with a finite fitted model.
+    from sklearn_modeq._callbacks import check_finite_proba
+
     X, y = imbalanced()
-    clf = small(ShapleyAlternatingClassifier, memory=False).fit(X, y)
-    huge = {k: np.where(np.arange(len(v))[:, None] == 4, 3e38, v) for k, v in X.items()}
+    clf = small(ShapleyAlternatingClassifier).fit(X, y)
+    proba = clf.predict_proba(X)
+    assert check_finite_proba(clf, proba) is proba
+    proba[4] = np.nan
     with pytest.raises(ValueError, match=r"\(first: row 4\): the model is finite"):
-        clf.predict_proba(huge)
+        check_finite_proba(clf, proba)
 
 
 class _InterruptAt(Callback):
