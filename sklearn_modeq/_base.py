@@ -375,6 +375,7 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
             callbacks__print_log__keys_ignored=[
                 "subset_accuracy",
                 "shapley",
+                "shapley_evaluated",
                 "train_order",
             ],
             **self._net_params(),

@@ -439,9 +439,17 @@ class ShapleyScheduler(Callback):
     over epochs, which smooths the values; it cannot add information the split
     does not hold.
 
+    Above three modalities (where the ``2**n`` coalitions cost most of the
+    validation pass) and with ``order="shapley"``, the values are not
+    recomputed after every epoch once the order is stable: after two
+    evaluations that leave the order unchanged the interval between evaluations
+    doubles, up to every 8th epoch, and it falls back to every epoch as soon as
+    an evaluation changes the order. An epoch without evaluation records the
+    last values again and ``shapley_evaluated=False``.
+
     Records per epoch in the history: ``train_order`` (the order this epoch
     trained), ``shapley`` (values per modality, declaration order), ``phi`` (the
-    same as a short string for the log),
+    same as a short string for the log), ``shapley_evaluated``,
     ``subset_accuracy`` (``{mask: accuracy}``) and ``shapley_dur`` (seconds
     spent after the epoch). When the evaluation set is the whole validation
     split, the coalitions' predictions are computed by the validation pass
@@ -488,7 +496,24 @@ class ShapleyScheduler(Callback):
     def initialize(self):
         self.rng_ = np.random.default_rng(self.random_state)
         self.pooled_ = []
+        self.next_evaluation_ = 1
+        self.interval_ = 1
+        self.stable_ = 0
+        self.last_ = None  # (phi, subset accuracy) of the last evaluation
         return self
+
+    def _evaluates(self, net, epoch: int) -> bool:
+        """Whether this epoch computes the Shapley values (see the class doc)."""
+        n = len(net.module_.modalities)
+        return n <= 3 or self.order != "shapley" or epoch >= self.next_evaluation_
+
+    def _schedule_next(self, epoch: int, changed: bool) -> None:
+        self.stable_ = 0 if changed else self.stable_ + 1
+        if changed:
+            self.interval_ = 1
+        elif self.stable_ >= 2:
+            self.interval_ = min(2 * self.interval_, 8)
+        self.next_evaluation_ = epoch + self.interval_
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         n = len(net.module_.modalities)
@@ -497,6 +522,9 @@ class ShapleyScheduler(Callback):
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         net.history.record("train_order", list(net.training_order_))
+        self.evaluates_ = self._evaluates(net, len(net.history))
+        if not self.evaluates_:
+            return
         n = len(net.module_.modalities)
         self.plan_ = ShapleyPlan.make(
             n,
@@ -551,6 +579,12 @@ class ShapleyScheduler(Callback):
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         tic = time.perf_counter()
+        net.history.record("shapley_evaluated", self.evaluates_)
+        if not self.evaluates_:
+            phi, accuracy = self.last_
+            self._record(net, phi, accuracy)
+            net.history.record("shapley_dur", time.perf_counter() - tic)
+            return
         plan, masks = self.plan_, self.masks_
         shared = getattr(net, "shared_predictions_", None)
         if getattr(net, "shared_subsets_", None) is not None and shared:
@@ -572,14 +606,21 @@ class ShapleyScheduler(Callback):
         accuracy = {0: float(np.mean(y_true == self.majority_class))}
         accuracy.update({m: float(np.mean(p == y_true)) for m, p in zip(masks, y_pred)})
         phi = plan.shapley(accuracy)
+        self.last_ = (phi, accuracy)
+        self._record(net, phi, accuracy)
+        previous = list(net.training_order_)
+        net.training_order_ = self._next_order(phi, previous)
+        self._schedule_next(len(net.history), net.training_order_ != previous)
+        net.history.record("shapley_dur", time.perf_counter() - tic)
+
+    @staticmethod
+    def _record(net, phi, accuracy):
         net.history.record("shapley", phi.tolist())
         net.history.record(
             "phi",
             " ".join(f"{name}:{v:.3f}" for name, v in zip(net.module_.modalities, phi)),
         )
         net.history.record("subset_accuracy", {str(m): a for m, a in accuracy.items()})
-        net.training_order_ = self._next_order(phi, net.training_order_)
-        net.history.record("shapley_dur", time.perf_counter() - tic)
 
     def _next_order(self, phi, previous):
         n = len(phi)

@@ -214,7 +214,7 @@ class ShapleyAlternatingClassifier(
         mapping=True,
         memory=True,
         inference_order="weighted",
-        max_orders=12,
+        max_orders=3,
         shapley_max_exact=6,
         shapley_n_permutations=32,
         shapley_max_samples=None,

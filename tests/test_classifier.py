@@ -413,3 +413,41 @@ def test_shapley_from_the_validation_pass_equals_a_separate_pass(
     for key in ("subset_accuracy", "valid_loss", "train_order"):
         assert shared.history_[:, key] == alone.history_[:, key], key
     np.testing.assert_allclose(shared.shapley_history_, alone.shapley_history_)
+
+
+def test_shapley_values_are_evaluated_less_often_once_the_order_is_stable():
+    # issue 13: above three modalities the coalitions dominate the validation
+    # pass; a stable order is re-checked every 2nd, 4th, then 8th epoch
+    from sklearn_modeq._training import ShapleyScheduler
+
+    scheduler = ShapleyScheduler().initialize()
+    evaluated = []
+
+    class Net:
+        module_ = type("M", (), {"modalities": list("abcd")})()
+
+    for epoch in range(1, 31):
+        evaluates = scheduler._evaluates(Net, epoch)
+        evaluated.append(evaluates)
+        if evaluates:
+            scheduler._schedule_next(epoch, changed=epoch in (1, 9))
+    epochs = [e + 1 for e, ev in enumerate(evaluated) if ev]
+    # stable after 1: intervals 1, 2, 4; the change at 9 resets; then 1, 2, 4, 8, 8
+    assert epochs == [1, 2, 3, 5, 9, 10, 11, 13, 17, 25]
+    three = type("N", (), {"module_": type("M", (), {"modalities": list("abc")})()})
+    assert all(scheduler._evaluates(three, e) for e in range(1, 31))
+
+
+def test_skipped_evaluations_repeat_the_last_values():
+    rng = np.random.RandomState(0)
+    X, y = imbalanced(n=160)
+    X["third"] = rng.normal(size=(160, 3))
+    X["fourth"] = rng.normal(size=(160, 2))
+    clf = small(max_epochs=12).fit(X, y)
+    evaluated = clf.history_[:, "shapley_evaluated"]
+    assert evaluated[0] and not all(evaluated)
+    for epoch in range(1, 12):
+        if not evaluated[epoch]:
+            np.testing.assert_array_equal(
+                clf.shapley_history_[epoch], clf.shapley_history_[epoch - 1]
+            )
