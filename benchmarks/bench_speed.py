@@ -140,8 +140,9 @@ def time_vs_mla(n_modalities: int, epochs: int, repeats: int, device: str):
     for seed in range(repeats):
         for name, cls in classes.items():
             model = cls(random_state=seed, **params)
-            fit[name].append(_cpu_seconds(lambda: model.fit(X, y)))
-            predict[name].append(_cpu_seconds(lambda: model.predict_proba(X)) / len(y))
+            fit[name].append(_cpu_seconds(lambda m=model: m.fit(X, y)))
+            seconds = _cpu_seconds(lambda m=model: m.predict_proba(X))
+            predict[name].append(seconds / len(y))
     return {k: min(v) for k, v in fit.items()}, {k: min(v) for k, v in predict.items()}
 
 

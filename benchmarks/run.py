@@ -48,7 +48,14 @@ RESULTS = Path(__file__).parent / "results"
 FULL = (
     list(TASKS),
     5,
-    ["mfeat-2", "mfeat-3", "nutrimouse", "digits-2"],
+    [
+        "mfeat-2",
+        "mfeat-3",
+        "nutrimouse",
+        "digits-2",
+        "mfeat-pix+2noise",
+        "digits-2+noise",
+    ],
     ["mfeat-2", "mfeat-3", "digits-2"],
 )
 QUICK = (["mfeat-2", "nutrimouse"], 2, ["mfeat-2"], ["mfeat-2"])

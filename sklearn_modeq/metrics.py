@@ -19,7 +19,14 @@ import numpy as np
 
 from .shapley import EDMResult, ShapleyPlan, all_masks, edm_from_accuracies, members
 
-__all__ = ["edm", "modality_accuracy", "modality_shapley", "subset_accuracies"]
+__all__ = [
+    "calibration_curve_bins",
+    "edm",
+    "expected_calibration_error",
+    "modality_accuracy",
+    "modality_shapley",
+    "subset_accuracies",
+]
 
 
 def _modalities_of(estimator, X, modalities):
@@ -192,3 +199,68 @@ def edm(estimator, X, y, **kwargs) -> EDMResult:
     names = _modalities_of(estimator, X, kwargs.get("modalities"))
     acc = subset_accuracies(estimator, X, y, **kwargs)
     return edm_from_accuracies(acc, len(names), modalities=names)
+
+
+def calibration_curve_bins(y_true, proba, *, classes=None, n_bins: int = 15):
+    """Confidence, accuracy and share of samples per equal-width confidence bin.
+
+    The confidence of a prediction is its largest class probability; bins split
+    ``[0, 1]`` into ``n_bins`` equal intervals (right-closed, the first also
+    holds 0). These are the points of a reliability diagram.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels.
+    proba : array-like of shape (n_samples, n_classes)
+        Predicted probabilities, columns in the order of ``classes``.
+    classes : array-like of shape (n_classes,), default=None
+        Labels of ``proba``'s columns; ``0 .. n_classes - 1`` when None.
+    n_bins : int, default=15
+
+    Returns
+    -------
+    confidence, accuracy, weight : ndarray of shape (n_bins,)
+        Mean confidence and accuracy of each bin (NaN where empty) and the
+        share of the samples that fall in it.
+    """
+    proba = np.asarray(proba, dtype=float)
+    y_true = np.asarray(y_true)
+    if proba.ndim != 2 or proba.shape[0] != y_true.shape[0]:
+        raise ValueError(
+            f"proba must have shape (n_samples, n_classes) with n_samples = "
+            f"{y_true.shape[0]}; got {proba.shape}."
+        )
+    classes = np.arange(proba.shape[1]) if classes is None else np.asarray(classes)
+    confidence = proba.max(axis=1)
+    correct = classes[proba.argmax(axis=1)] == y_true
+    which = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
+    weight = np.bincount(which, minlength=n_bins) / len(y_true)
+    with np.errstate(invalid="ignore"):
+        mean_conf = np.bincount(which, confidence, n_bins) / np.bincount(
+            which, minlength=n_bins
+        )
+        mean_acc = np.bincount(which, correct, n_bins) / np.bincount(
+            which, minlength=n_bins
+        )
+    return mean_conf, mean_acc, weight
+
+
+def expected_calibration_error(y_true, proba, *, classes=None, n_bins: int = 15):
+    """Expected calibration error in percent (Guo et al., 2017).
+
+    ``ECE = 100 * sum_b w_b |acc_b - conf_b|`` over ``n_bins`` equal-width
+    confidence bins (:func:`calibration_curve_bins`), ``w_b`` the share of
+    samples in bin ``b``. 0 for a perfectly calibrated model.
+
+    Parameters are those of :func:`calibration_curve_bins`.
+
+    Returns
+    -------
+    ece : float
+    """
+    conf, acc, weight = calibration_curve_bins(
+        y_true, proba, classes=classes, n_bins=n_bins
+    )
+    seen = weight > 0
+    return float(100 * np.sum(weight[seen] * np.abs(acc[seen] - conf[seen])))

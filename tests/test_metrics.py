@@ -112,3 +112,31 @@ def test_sampled_modality_shapley_is_seeded(fitted):
 def test_modalities_required_for_a_callable_on_an_array():
     with pytest.raises(ValueError, match="modalities is required"):
         subset_accuracies(lambda X: X, np.zeros((3, 2)), [0, 1, 0])
+
+
+def test_expected_calibration_error_by_hand():
+    from sklearn_modeq.metrics import calibration_curve_bins, expected_calibration_error
+
+    y = np.array([0, 1, 1, 0])
+    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.55, 0.45]])
+    # bins of width 0.25: (0.5, 0.75] holds 0.55 (right) and 0.6 (wrong);
+    # (0.75, 1] holds 0.8 and 0.9 (both right)
+    conf, acc, weight = calibration_curve_bins(y, proba, n_bins=4)
+    np.testing.assert_allclose(conf[2:], [0.575, 0.85])
+    np.testing.assert_allclose(acc[2:], [0.5, 1.0])
+    np.testing.assert_allclose(weight, [0, 0, 0.5, 0.5])
+    assert np.isnan(conf[:2]).all()
+    expected = 100 * (0.5 * 0.075 + 0.5 * 0.15)
+    assert expected_calibration_error(y, proba, n_bins=4) == pytest.approx(expected)
+    labels = np.array(["a", "b"])
+    assert expected_calibration_error(
+        labels[y], proba, classes=labels, n_bins=4
+    ) == pytest.approx(expected)
+
+
+def test_perfectly_confident_and_right_is_calibrated():
+    from sklearn_modeq.metrics import expected_calibration_error
+
+    y = np.array([0, 1, 2])
+    assert expected_calibration_error(y, np.eye(3)) == 0.0
+    assert expected_calibration_error(y, np.eye(3)[[1, 2, 0]]) == 100.0
