@@ -33,8 +33,10 @@ class ShapleyAlternatingClassifier(
     embeddings, one modality at a time. After every epoch each modality's Shapley
     value (its marginal contribution to validation accuracy over all coalitions
     of modalities) is computed, and the next epoch trains the modalities from the
-    weakest to the strongest. Prediction averages the fused state over every
-    order of the sample's present modalities (hybrid-order inference).
+    weakest to the strongest. Prediction weighs, per sample, the fused states of
+    several modality orders and of each modality alone, with weights fitted on
+    the validation split; the paper's equal-weight average over orders
+    (hybrid-order inference) is ``inference_order="hybrid"``.
 
     Parameters
     ----------
@@ -62,14 +64,19 @@ class ShapleyAlternatingClassifier(
         Use the cross-modal correlation mapping (False: identity, an ablation).
     memory : bool, default=True
         Fuse with the memory cell (False: add the state and the next modality).
-    inference_order : {"hybrid", "last"}, default="hybrid"
-        ``"hybrid"``: average the fused state over every order of the present
-        modalities (Algorithm 1); ``"last"``: use only the order of the last
-        training epoch (the paper's fixed-order analysis, Figure 5). Read at
-        prediction time, so it can be switched on a fitted model.
-    max_orders : int, default=720
-        Hybrid inference averages at most this many orders; above it (more
-        than 6 modalities) a fixed seeded sample of orders is used.
+    inference_order : {"weighted", "hybrid", "last"}, default="weighted"
+        ``"weighted"``: the states of each inference order and of each modality
+        alone, weighed per sample by ``combiner_`` (see Notes); ``"hybrid"``:
+        the equal-weight average over the inference orders (Algorithm 1);
+        ``"last"``: only the order of the last training epoch (the paper's
+        fixed-order analysis, Figure 5). Read at prediction time, so it can be
+        switched on a fitted model.
+    max_orders : int, default=3
+        Number of inference orders: every order when there are at most this
+        many (2 modalities, or 3 with ``max_orders >= 6``), otherwise a fixed
+        seeded sample balanced over positions and adjacent pairs (rows of
+        Williams designs). ``max_orders=720`` with ``inference_order="hybrid"``
+        is the paper's exhaustive average for up to 6 modalities.
     shapley_max_exact : int, default=6
         Exact Shapley values (all ``2**n`` coalitions) up to this many
         modalities; Monte-Carlo permutation sampling above.
@@ -78,6 +85,10 @@ class ShapleyAlternatingClassifier(
     shapley_max_samples : int or None, default=None
         Evaluate the Shapley values on at most this many validation samples (a
         fixed seeded subsample); None uses the whole validation split.
+    shapley_min_samples : int, default=50
+        With fewer validation samples than this, the coalitions' accuracies
+        pool the predictions of the last ``ceil(shapley_min_samples / n)``
+        epochs, which smooths Shapley values that would otherwise tie.
     adapter_layers : int, default=1
         Linear -> ReLU blocks per adapter (the paper uses one).
     dropout : float, default=0.0
@@ -129,11 +140,16 @@ class ShapleyAlternatingClassifier(
         ``inference_order="last"``).
     history_ : skorch.History
         Per-epoch records: ``train_loss``, ``valid_loss``, ``shapley``,
-        ``subset_accuracy``, ``train_order``, durations.
+        ``subset_accuracy``, ``shapley_evaluated``, ``train_order``, durations.
     n_iter_ : int
         Number of epochs run (those completed, when ``fit`` was interrupted).
     net_ : AlternatingNet
         The fitted skorch net; ``net_.module_`` is the torch model.
+    combiner_ : CandidateCombiner
+        The per-sample weighing of ``inference_order="weighted"``: a bias and a
+        confidence slope per kind of candidate (all orders; each modality
+        alone) and a temperature, fitted on the validation split (its prior
+        when ``validation_fraction=0``).
 
     See Also
     --------
@@ -143,22 +159,32 @@ class ShapleyAlternatingClassifier(
     Notes
     -----
     The model (DESIGN section 3) runs, for an order ``(pi_1, ..., pi_k)``, the
-    state ``s = f_{pi_1}(x_{pi_1})`` through ``k - 1`` fusion steps: the next
-    modality's adapter output ``X_j`` is mapped by ``X_j @ C.T``, where ``C`` is
-    the column-wise cosine similarity between the predecessor's and ``X_j``'s
-    features with entries ``<= tau`` zeroed and a unit diagonal (Eq. 9-11), and
-    fused by ``[f, i, o] = sigmoid(W [s; Xhat] + b)``,
-    ``s = o * tanh(f * s + i * Xhat)`` (Eq. 12-14). ``C`` comes from the batch
-    while training and from a running average at inference, so predictions do
+    state ``s = cell(0, f_{pi_1}(x_{pi_1}))`` through ``k - 1`` fusion steps:
+    the next modality's adapter output ``X_j`` is mapped by ``X_j @ C.T``, where
+    ``C`` is the Pearson correlation between the predecessor's and ``X_j``'s
+    feature columns with entries ``<= tau`` zeroed, a unit diagonal and rows
+    normalised to sum to 1 (Eq. 9-11, kept on ``X_j``'s scale), and fused by
+    ``[f, i, o] = sigmoid(W [s; Xhat] + b)``, ``s = o * tanh(f * s + i * Xhat)``
+    (Eq. 12-14). ``C`` is a running average over the training batches of each
+    ordered pair, used in training and at inference alike, so predictions do
     not depend on batch composition.
 
-    Training the modality at position ``k`` runs the chain over the first
-    ``k + 1`` modalities of the current order with the earlier adapters frozen
-    and updates that modality's adapter, the memory cell and the head.
-    ``alternation="batch"`` is the default: on the UCI Multiple Features view
-    pairs both granularities reach the same accuracy and EDM within one standard
-    deviation, and the per-batch schedule varies less across seeds
-    (``docs/alternation.md``, ``benchmarks/bench_alternation.py``).
+    Training the modality at position ``k`` continues the chain state the step
+    for position ``k - 1`` left (the earlier adapters are frozen), adds the
+    modality's own term ``CE(g(cell(0, f_k(x_k))))`` (Eq. 6), and updates that
+    modality's adapter, the memory cell and the head; the step for the last
+    position also trains the cell and the head along a random order of all
+    modalities, so every order used at inference is trained.
+    ``alternation="batch"`` is the default (``docs/alternation.md``).
+
+    With ``inference_order="weighted"`` the candidates are the chain over each
+    inference order and each modality alone; ``combiner_`` weighs their logits
+    per sample by ``softmax(bias[kind] + slope[kind] * confidence)`` over the
+    candidates available to the sample (``confidence``: negative normalised
+    entropy) and divides by a temperature. It is fitted after training on the
+    validation split, as it is and with modalities removed at random, by
+    regularised log-loss. Because the head is linear, ``transform`` returns the
+    same weighted combination of states.
 
     References
     ----------

@@ -451,3 +451,20 @@ def test_skipped_evaluations_repeat_the_last_values():
             np.testing.assert_array_equal(
                 clf.shapley_history_[epoch], clf.shapley_history_[epoch - 1]
             )
+
+
+def test_prediction_chunks_are_sized_for_the_device(monkeypatch):
+    from sklearn_modeq import _base
+
+    assert _base.inference_batch_size("cpu", 64) == _base.INFERENCE_BATCH_SIZE
+    assert _base.inference_batch_size("cpu", 10_000) == 10_000
+
+    class Props:
+        total_memory = 80 * 2**30  # an 80 GiB GPU
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: Props)
+    assert _base.inference_batch_size("cuda", 64) == 81_920
+    Props.total_memory = 2 * 2**30
+    assert _base.inference_batch_size("cuda:0", 64) == 4096
