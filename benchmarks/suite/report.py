@@ -473,6 +473,21 @@ def targets_section(acc, rob, ece, records, tasks, main_methods, weighting) -> l
     return lines + [""]
 
 
+def _tables_per_training(frame, task, methods, scale=100, label="") -> list:
+    """One table per training setting (complete data, modalities missing)."""
+    lines = []
+    for train_missing in sorted(set(frame.loc[frame["task"] == task, "train_missing"])):
+        trained = (
+            "trained on complete data"
+            if not train_missing
+            else f"trained with {train_missing:.0%} of modalities missing"
+        )
+        table = robustness_table(frame, task, train_missing, methods, scale=scale)
+        if not table.empty:
+            lines += [f"### {task}, {trained}{label}", "", _markdown(table), ""]
+    return lines
+
+
 def calibration_section(ece, tasks, main_methods) -> list:
     lines = [
         "## Calibration as test samples lose modalities",
@@ -482,15 +497,7 @@ def calibration_section(ece, tasks, main_methods) -> list:
         "",
     ]
     for task in tasks:
-        for train_missing in sorted(set(ece.loc[ece["task"] == task, "train_missing"])):
-            trained = (
-                "trained on complete data"
-                if not train_missing
-                else f"trained with {train_missing:.0%} of modalities missing"
-            )
-            table = robustness_table(ece, task, train_missing, main_methods, scale=1)
-            if not table.empty:
-                lines += [f"### {task}, {trained} (ECE)", "", _markdown(table), ""]
+        lines += _tables_per_training(ece, task, main_methods, scale=1, label=" (ECE)")
     return lines
 
 
@@ -619,15 +626,7 @@ def write_report(
         "",
     ]
     for task in tasks:
-        for train_missing in sorted(set(rob.loc[rob["task"] == task, "train_missing"])):
-            trained = (
-                "trained on complete data"
-                if not train_missing
-                else f"trained with {train_missing:.0%} of modalities missing"
-            )
-            table = robustness_table(rob, task, train_missing, main_methods)
-            if not table.empty:
-                lines += [f"### {task}, {trained}", "", _markdown(table), ""]
+        lines += _tables_per_training(rob, task, main_methods)
 
     lines += calibration_section(ece, tasks, main_methods)
     lines += label_free_section(acc, tasks, main_methods)
