@@ -300,9 +300,15 @@ def plot_feature_distribution(
 
     One PCA is fitted on the features of all modalities together, so their clouds
     can be compared in one plane (the paper's Figure 4, modality and fusion
-    feature distributions). The features must share one dimension, for example
-    adapter outputs of hidden size ``h``; a fused state can be given as one more
-    entry.
+    feature distributions). The features must share one dimension. With a
+    fitted :class:`~sklearn_modeq.ShapleyAlternatingClassifier` ``clf``, its
+    ``transform`` gives them all in the space its head classifies: each
+    modality's state is ``clf.transform({m: X[m]})`` (the other modalities
+    absent) and the fused state is ``clf.transform(X)``::
+
+        states = {m: clf.transform({m: X[m]}) for m in clf.modalities_}
+        states["fused"] = clf.transform(X)
+        plot_feature_distribution(states)
 
     Parameters
     ----------

@@ -217,3 +217,20 @@ def test_feature_distribution_different_dims_raises():
     features = {"a": np.zeros((5, 3)), "b": np.zeros((5, 4))}
     with pytest.raises(ValueError, match=re.escape("got {'a': 3, 'b': 4}")):
         plot_feature_distribution(features)
+
+
+def test_feature_distribution_of_transform_outputs():
+    # issue 14: the states plot_feature_distribution shows come from transform
+    from sklearn_modeq import ShapleyAlternatingClassifier
+    from sklearn_modeq.datasets import make_imbalanced_modalities
+    from sklearn_modeq.plotting import plot_feature_distribution
+
+    X, y = make_imbalanced_modalities(n_samples=90, dims=(4, 3), random_state=0)
+    clf = ShapleyAlternatingClassifier(
+        hidden_size=8, max_epochs=2, lr=1e-2, random_state=0
+    ).fit(X, y)
+    states = {m: clf.transform({m: X[m]}) for m in clf.modalities_}
+    states["fused"] = clf.transform(X)
+    ax = plot_feature_distribution(states)
+    assert len(ax.collections) == 3
+    plt.close(ax.figure)
