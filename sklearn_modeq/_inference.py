@@ -39,7 +39,7 @@ class InferencePlan:
         logits = module.head(states)
         weights = self.combiner.weights(logits, available)
         state = self.combiner.combine(states, weights)
-        temperature = self.combiner.log_temperature.exp().to(state.dtype)
+        temperature = self.combiner.temperature(available).to(state.dtype)[:, None]
         return state, self.combiner.combine(logits, weights) / temperature
 
 

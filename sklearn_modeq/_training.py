@@ -356,16 +356,17 @@ class AlternatingNet(ModalityNet):
                 terms = [(z, rows) for z, rows in out.terms if bool(rows.any())]
                 if not terms and self.skips_empty_steps():
                     continue
-                # a zero gradient keeps the collectives of a data-parallel run
-                loss = sum(
-                    (z.sum() for z, _ in out.terms),
-                    torch.zeros((), device=self.device),
-                )
-                loss = loss * 0.0
-                for z, rows in terms:
-                    loss = loss + weighted_cross_entropy(
-                        z.float(), yi[rows], None if weights is None else weights[rows]
+                if terms:
+                    loss = sum(
+                        weighted_cross_entropy(
+                            z.float(),
+                            yi[rows],
+                            None if weights is None else weights[rows],
+                        )
+                        for z, rows in terms
                     )
+                else:  # a zero gradient keeps a data-parallel run's collectives
+                    loss = sum(z.sum() for z, _ in out.terms) * 0.0
             self.backward(loss)
             self.notify(
                 "on_grad_computed",

@@ -195,8 +195,9 @@ def test_transform_is_the_state_the_head_classifies(fitted):
         assert fused.shape == (len(X["strong"]), clf.hidden_size)
         head = est.net_.module_.head
         logits = head(torch.as_tensor(fused)).detach().double().numpy()
-        if mode == "weighted":
-            logits = logits / float(est.combiner_.log_temperature.exp())
+        if mode == "weighted":  # every modality present: one pattern
+            complete = torch.ones(len(est.combiner_.kinds), 1, dtype=torch.bool)
+            logits = logits / float(est.combiner_.temperature(complete)[0])
         proba = np.exp(logits - logits.max(1, keepdims=True))
         proba /= proba.sum(1, keepdims=True)
         np.testing.assert_allclose(proba, est.predict_proba(X), atol=1e-5)

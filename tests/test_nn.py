@@ -462,3 +462,31 @@ def test_combiner_learns_to_ignore_a_useless_candidate():
     assert w[0].mean() > 0.9
     accuracy = (fitted(logits, available).argmax(1) == y).float().mean()
     assert accuracy >= (good.argmax(1) == y).float().mean() - 0.01
+
+
+def test_combiner_temperature_depends_on_the_presence_pattern():
+    combiner = CandidateCombiner([0, 0, 1, 2], [0.0, -1.0, -1.0])
+    with torch.no_grad():
+        combiner.log_temperature.fill_(0.5)
+        combiner.pattern_log_temperature.copy_(torch.tensor([0.0, 0.1, 0.2, 0.3]))
+    available = torch.tensor(
+        [[1, 1, 1], [1, 1, 1], [1, 0, 1], [0, 1, 1]], dtype=torch.bool
+    )  # samples: only modality 0, only modality 1, both
+    assert combiner.patterns(available).tolist() == [1, 2, 3]
+    expected = torch.tensor([0.6, 0.7, 0.8]).exp()
+    torch.testing.assert_close(combiner.temperature(available), expected)
+    logits = torch.randn(4, 3, 5)
+    weights = combiner.weights(logits, available)
+    torch.testing.assert_close(
+        combiner(logits, available),
+        combiner.combine(logits, weights) / expected[:, None],
+    )
+
+
+def test_above_four_modalities_the_temperature_follows_the_count():
+    kinds = [0] + [1 + m for m in range(5)]
+    combiner = CandidateCombiner(kinds, [0.0] * 6)
+    assert combiner.pattern_log_temperature.shape == (6,)
+    available = torch.ones(6, 2, dtype=torch.bool)
+    available[1:4, 1] = False
+    assert combiner.patterns(available).tolist() == [5, 2]

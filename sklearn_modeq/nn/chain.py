@@ -207,12 +207,11 @@ class ModalityChainNet(nn.Module):
         ``dense`` says every sample has every modality (no masks needed).
         ``cache`` shares per-modality and per-pair work between steps.
         """
-        start = self._start(feats, j, cache)
         if dense:
             started = torch.ones_like(carry.started)
             last = torch.full_like(carry.last, j)
             if not prefix:
-                return ChainCarry(start, started, last)
+                return ChainCarry(self._start(feats, j, cache), started, last)
             xhat, projected = self._pair(feats, prefix[-1], j, cache)
             state = self.fusion.fuse_projected(carry.state, xhat, projected)
             return ChainCarry(state, started, last)
@@ -231,7 +230,10 @@ class ModalityChainNet(nn.Module):
                     projected = torch.where(rows, proj_i, projected)
             fused = self.fusion.fuse_projected(state, xhat, projected)
             state = torch.where(fuse[:, None], fused, state)
-        state = torch.where((p & ~carry.started)[:, None], start, state)
+        begins = p & ~carry.started
+        if bool(begins.any()):
+            start = self._start(feats, j, cache)
+            state = torch.where(begins[:, None], start, state)
         last = torch.where(p, torch.full_like(carry.last, j), carry.last)
         return ChainCarry(state, carry.started | p, last)
 

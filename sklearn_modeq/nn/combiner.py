@@ -12,10 +12,12 @@ logits per sample by
 over the candidates available to the sample (a modality's own candidate is
 unavailable where it is absent), with ``confidence`` the negative normalised
 entropy of the candidate's prediction (MLA weighs modalities by the same
-quantity), and divides the weighted logits by a temperature. Candidates of one
-kind (all orders, or one modality alone) share their two parameters, so a few
-numbers are fitted (:func:`fit_combiner`) on held-out data: stacking, never on
-the test data. Because the head is linear, the weighted logits are the head of
+quantity), and divides the weighted logits by a temperature that depends on
+which modalities the sample has (issue 12: a sample with one weak modality is
+calibrated differently from a complete one). Candidates of one kind (all
+orders, or one modality alone) share their two parameters, so a few numbers are
+fitted (:func:`fit_combiner`) on held-out data: stacking, never on the test
+data. Because the head is linear, the weighted logits are the head of
 the weighted state, which is what ``transform`` returns.
 """
 
@@ -58,13 +60,27 @@ def confidence(logits: torch.Tensor) -> torch.Tensor:
     return -entropy / math.log(logits.shape[-1])
 
 
+#: Up to this many modalities the temperature is fitted per pattern of present
+#: modalities (``2**n - 1`` of them); above, per number of present modalities.
+MAX_PATTERN_MODALITIES = 4
+
+
+def n_patterns(n_modalities: int) -> int:
+    """Number of temperatures: one per presence pattern, or per count above."""
+    if n_modalities <= MAX_PATTERN_MODALITIES:
+        return 1 << n_modalities
+    return n_modalities + 1
+
+
 class CandidateCombiner(nn.Module):
-    """Weighted sum of candidate logits, with a temperature.
+    """Weighted sum of candidate logits, with a temperature per presence pattern.
 
     Parameters
     ----------
     kinds : sequence of int
-        Kind of each candidate (candidates of a kind share bias and slope).
+        Kind of each candidate (candidates of a kind share bias and slope);
+        kind ``1 + m`` is modality ``m`` alone, whose availability tells which
+        modalities a sample has.
     prior_bias : sequence of float
         Starting bias of each kind; fitting is regularised towards it.
     """
@@ -76,7 +92,29 @@ class CandidateCombiner(nn.Module):
         self.register_buffer("prior_bias", prior)
         self.bias = nn.Parameter(prior.clone())
         self.slope = nn.Parameter(torch.zeros_like(prior))
+        # one temperature for every pattern, plus a correction per pattern
         self.log_temperature = nn.Parameter(torch.zeros(()))
+        self.pattern_log_temperature = nn.Parameter(
+            torch.zeros(n_patterns(len(prior) - 1))
+        )
+
+    def patterns(self, available: torch.Tensor) -> torch.Tensor:
+        """Presence pattern of each sample (a bit mask, or the count above
+        :data:`MAX_PATTERN_MODALITIES` modalities), shape (batch,)."""
+        single = available[self.kinds > 0].long()  # (n_modalities, batch)
+        n = single.shape[0]
+        if n <= MAX_PATTERN_MODALITIES:
+            bits = torch.arange(n, device=single.device)[:, None]
+            return (single << bits).sum(dim=0)
+        return single.sum(dim=0)
+
+    def temperature(self, available: torch.Tensor) -> torch.Tensor:
+        """Temperature of each sample's combined logits, shape (batch,)."""
+        log_t = (
+            self.log_temperature
+            + self.pattern_log_temperature[self.patterns(available)]
+        )
+        return log_t.exp()
 
     def weights(self, logits: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
         """Per-sample candidate weights, shape (n_candidates, batch), columns sum to 1.
@@ -99,7 +137,7 @@ class CandidateCombiner(nn.Module):
     def forward(self, logits: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
         """Combined logits, shape (batch, n_classes), temperature applied."""
         combined = self.combine(logits, self.weights(logits, available))
-        return combined / self.log_temperature.exp().to(logits.dtype)
+        return combined / self.temperature(available).to(logits.dtype)[:, None]
 
 
 def fit_combiner(
@@ -147,7 +185,7 @@ def fit_combiner(
         else sample_weight.to(logits.device).float()
     )
     weight = weight / weight.sum().clamp_min(1e-12)
-    params = [combiner.bias, combiner.slope, combiner.log_temperature]
+    params = list(combiner.parameters())
     # a handful of parameters: gradients of 1e-5 are far below what the
     # held-out data can resolve
     optimizer = torch.optim.LBFGS(
@@ -165,6 +203,7 @@ def fit_combiner(
             (combiner.bias - combiner.prior_bias).square().sum()
             + combiner.slope.square().sum()
             + combiner.log_temperature.square()
+            + combiner.pattern_log_temperature.square().sum()
         )
         loss = (weight * nll).sum() + alpha / n * penalty
         loss.backward()
