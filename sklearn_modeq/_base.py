@@ -18,7 +18,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 from skorch.callbacks import EarlyStopping, ProgressBar
@@ -180,7 +180,7 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-        "early_stopping": ["boolean"],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": [Interval(Integral, 0, 2, closed="both")],
@@ -209,11 +209,17 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
         when it should train no further.
         """
 
+    def _stops_early(self) -> bool:
+        """``early_stopping``, with ``"auto"`` on whenever a validation split exists."""
+        if self.early_stopping == "auto":
+            return self.validation_fraction > 0
+        return bool(self.early_stopping)
+
     # -- validation -------------------------------------------------------------------
     def _validate_fit_params(self):
         self._validate_params()
         check_device(self.device)
-        if self.early_stopping and self.validation_fraction == 0:
+        if self.early_stopping is True and self.validation_fraction == 0:
             raise ValueError(
                 "early_stopping=True needs a validation split; set "
                 "validation_fraction > 0 (e.g. 0.2)."
@@ -262,7 +268,7 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
             ("divergence_guard", DivergenceGuard(name)),
             ("interrupt_guard", InterruptGuard(name)),
         ]
-        if self.early_stopping:
+        if self._stops_early():
             callbacks.append(
                 EarlyStopping(
                     monitor="valid_loss",

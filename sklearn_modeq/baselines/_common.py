@@ -32,9 +32,10 @@ hidden_size : int, default=128
     validation_fraction : float, default=0.2
         Stratified share of the training data held out for the validation loss
         and early stopping; 0 holds out nothing.
-    early_stopping : bool, default=False
+    early_stopping : bool or "auto", default=False
         Stop when the validation loss has not improved for ``n_iter_no_change``
-        epochs and restore the best weights.
+        epochs and restore the best weights; ``"auto"`` whenever there is a
+        validation split.
     n_iter_no_change : int, default=10
         Patience of early stopping.
     random_state : int, RandomState instance or None, default=None
