@@ -111,12 +111,15 @@ class ConcatenatedFeatures(ClassifierMixin, BaseEstimator):
 
 
 def _neural(cls, epochs: int, seed: int, **params):
+    # the same fixed epochs for every method: no early stopping, even where an
+    # estimator's default would stop early
     return cls(
         hidden_size=HIDDEN_SIZE,
         lr=LEARNING_RATE,
         batch_size=BATCH_SIZE,
         max_epochs=epochs,
         validation_fraction=VALIDATION_FRACTION,
+        early_stopping=False,
         random_state=seed,
         **params,
     )
