@@ -60,7 +60,10 @@ def main(argv=None) -> dict:
         max_epochs=args.max_epochs, random_state=args.seed, verbose=int(not args.quiet)
     )
     if not args.quiet:
-        print(f"fitting {args.max_epochs} epochs, one line each:")
+        print(
+            f"fitting up to {args.max_epochs} epochs (early stopping on the "
+            "validation loss), one line each:"
+        )
     tic = time.perf_counter()
     clf.fit(X_train, y_train)
     print(f"fitted {clf.n_iter_} epochs in {time.perf_counter() - tic:.1f} s\n")
