@@ -1,0 +1,39 @@
+"""The arithmetic behind figures the benchmarks print (no benchmark is run)."""
+
+import numpy as np
+import pytest
+
+from benchmarks.bench_defaults import SETTINGS, table
+from benchmarks.bench_scaling import growth_exponents
+
+
+def test_growth_exponent_of_a_power_law():
+    rows = [
+        {"n_modalities": n, "epoch_s": 0.1 * n**2, "predict_per_row_us": 3.0 * n**1.5}
+        for n in range(2, 9)
+    ]
+    text = growth_exponents(rows)
+    assert "epoch time: t ~ n**2.00" in text
+    assert "predict/row: t ~ n**1.50" in text
+
+
+def test_defaults_table_means_per_task_and_setting():
+    names = list(SETTINGS)[:2]
+    records = [
+        {
+            "task": t,
+            "seed": s,
+            "setting": name,
+            "accuracy": acc,
+            "epochs": 10,
+            "fit_s": 1.0,
+        }
+        for t, base in (("a", 0.9), ("b", 0.7))
+        for s in range(2)
+        for name, acc in zip(names, (base + 0.01 * s, base - 0.1))
+    ]
+    lines = table(records).splitlines()
+    assert lines[0].startswith("| setting | a | b | mean")
+    first = lines[2].split(" | ")
+    assert first[1] == "90.5 ± 0.7" and first[2] == "70.5 ± 0.7"
+    assert float(first[3]) == pytest.approx(np.mean([90.5, 70.5]))
