@@ -133,7 +133,12 @@ def time_vs_mla(n_modalities: int, epochs: int, repeats: int, device: str):
 
     X, y = _synthetic(n_modalities)
     params = dict(
-        hidden_size=128, batch_size=64, lr=1e-3, max_epochs=epochs, device=device
+        hidden_size=128,
+        batch_size=64,
+        lr=1e-3,
+        max_epochs=epochs,
+        early_stopping=False,
+        device=device,
     )
     fit = {"ours": [], "mla": []}
     predict = {"ours": [], "mla": []}
