@@ -146,6 +146,10 @@ class ShapleyAlternatingClassifier(
     history_ : skorch.History
         Per-epoch records: ``train_loss``, ``valid_loss``, ``shapley``,
         ``subset_accuracy``, ``shapley_evaluated``, ``train_order``, durations.
+        ``train_loss`` averages, over the alternating steps, the sum of each
+        step's cross-entropy terms (chain, the modality's own, and the fusion
+        term at the last step), so it is larger than ``valid_loss``, the
+        cross-entropy of hybrid inference on the validation split.
     n_iter_ : int
         Number of epochs run (those completed, when ``fit`` was interrupted).
     net_ : AlternatingNet
