@@ -42,7 +42,11 @@ def run_one(views, alternation, seed, epochs, lr):
     X_train = {k: v[train] for k, v in data.X.items()}
     X_test = {k: v[test] for k, v in data.X.items()}
     clf = ShapleyAlternatingClassifier(
-        alternation=alternation, max_epochs=epochs, lr=lr, random_state=seed
+        alternation=alternation,
+        max_epochs=epochs,
+        lr=lr,
+        early_stopping=False,  # the same epochs for both granularities
+        random_state=seed,
     )
     tic = time.perf_counter()
     clf.fit(X_train, data.target[train])
@@ -62,7 +66,7 @@ def run_one(views, alternation, seed, epochs, lr):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--lr", type=float, default=1e-3)
     args = parser.parse_args(argv)
     seeds, epochs = (range(2), 10) if args.quick else (range(5), 60)
     jobs = [
