@@ -30,12 +30,14 @@ class InferencePlan:
     groups: list
     combiner: CandidateCombiner | None = None
 
-    def fuse(self, module, inputs):
-        """Fused state (batch, h) and logits (batch, n_classes) of one batch."""
-        states, available = module.group_states(inputs, self.groups)
+    def fuse(self, module, feats, present):
+        """Fused state (batch, h) and logits (batch, n_classes) of one batch,
+        from its adapter outputs and presence mask (``module.encode``)."""
+        states = module.averaged_states(feats, present, self.groups)
         if self.combiner is None:
             state = states.mean(dim=0)
             return state, module.head(state)
+        available = module.availability(present, self.groups)
         logits = module.head(states)
         weights = self.combiner.weights(logits, available)
         state = self.combiner.combine(states, weights)
@@ -52,8 +54,11 @@ def _batches(net, X):
         yield {k: v for k, v in xb.items() if k != SAMPLE_WEIGHT_KEY}, yb, weights
 
 
-def fused_outputs(net, X, plan: InferencePlan, *, present_only=None):
-    """Fused states and logits of every sample of ``X``.
+def fused_outputs(net, X, plan: InferencePlan, coalitions=(None,)):
+    """Fused states and logits of every sample of ``X``, for each coalition.
+
+    Each batch is read and goes through the adapters once; every coalition then
+    treats the modalities outside it as absent for every sample.
 
     Parameters
     ----------
@@ -62,38 +67,41 @@ def fused_outputs(net, X, plan: InferencePlan, *, present_only=None):
     X : dict of str to ndarray, or Dataset
         Validated, standardised inputs.
     plan : InferencePlan
-    present_only : sequence of int, default=None
-        Treat every other modality as absent for every sample (a coalition).
+    coalitions : sequence of (tuple of int or None), default=(None,)
+        Modality indices kept present; None keeps every modality.
 
     Returns
     -------
-    states : ndarray of shape (n_samples, h)
-    logits : ndarray of shape (n_samples, n_classes)
-    covered : ndarray of shape (n_samples,), bool
+    states : ndarray of shape (n_coalitions, n_samples, h)
+    logits : ndarray of shape (n_coalitions, n_samples, n_classes)
+    covered : ndarray of shape (n_coalitions, n_samples), bool
         False where no modality is left (their outputs are meaningless).
     """
     module = net.module_
+    n = len(module.modalities)
+    keep = []
+    for coalition in coalitions:
+        mask = torch.ones(n, dtype=torch.bool, device=net.device)
+        if coalition is not None:
+            mask[:] = False
+            mask[list(coalition)] = True
+        keep.append(mask)
     states, logits, covered = [], [], []
     with torch.no_grad():
         for inputs, _, _ in _batches(net, X):
-            if present_only is not None:
-                inputs = _keep_only(inputs, module.modalities, present_only)
-            present = torch.stack(
-                [~torch.isnan(v[:, 0]) for v in inputs.values()], dim=1
-            )
-            state, logit = plan.fuse(module, inputs)
-            states.append(state.cpu().numpy())
-            logits.append(logit.double().cpu().numpy())
-            covered.append(present.any(dim=1).cpu().numpy())
-    return np.concatenate(states), np.concatenate(logits), np.concatenate(covered)
-
-
-def _keep_only(inputs, names, keep):
-    keep = {names[m] for m in keep}
-    return {
-        k: v if k in keep else torch.full_like(v, float("nan"))
-        for k, v in inputs.items()
-    }
+            feats, present = module.encode(inputs)
+            parts = []
+            for mask in keep:
+                kept = present & mask
+                state, logit = plan.fuse(module, feats, kept)
+                parts.append((state, logit.double(), kept.any(dim=1)))
+            for out, k in ((states, 0), (logits, 1), (covered, 2)):
+                out.append(torch.stack([p[k] for p in parts]).cpu().numpy())
+    return (
+        np.concatenate(states, axis=1),
+        np.concatenate(logits, axis=1),
+        np.concatenate(covered, axis=1),
+    )
 
 
 def drop_at_random(inputs, rate: float, generator: torch.Generator):

@@ -20,7 +20,6 @@ from skorch.utils import to_tensor
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from ._data import SAMPLE_WEIGHT_KEY
-from .nn.orders import restrict
 from .shapley import ShapleyPlan, members
 
 
@@ -279,7 +278,7 @@ class AlternatingNet(ModalityNet):
             module = self.module_
             # the coalitions with the scheduler's orders, and the loss on the
             # full coalition with every inference order: one trie walk
-            groups = [restrict(self.shared_orders_, s) for s in self.shared_subsets_]
+            groups = module.coalition_groups(self.shared_subsets_, self.shared_orders_)
             states, covered = module.group_states(inputs, [*groups, module.orders])
             logits = module.head(states[:-1])
             covered = covered[:-1]

@@ -371,11 +371,12 @@ class ShapleyAlternatingClassifier(
         groups, _ = candidate_groups(module.orders, len(self.modalities_))
         return InferencePlan(groups, self.combiner_)
 
-    def _fused(self, arrays, present_only=None):
-        return fused_outputs(self.net_, arrays, self._plan(), present_only=present_only)
+    def _fused(self, arrays):
+        states, logits, _ = fused_outputs(self.net_, arrays, self._plan())
+        return states[0], logits[0]
 
     def _predict_proba(self, arrays) -> np.ndarray:
-        _, logits, _ = self._fused(arrays)
+        _, logits = self._fused(arrays)
         return check_finite_proba(self, _softmax(logits))
 
     def _predict_subsets(self, X, subsets):
@@ -387,14 +388,14 @@ class ShapleyAlternatingClassifier(
         """
         check_is_fitted(self)
         arrays = self._validated(X)
-        empty = int(np.argmax(self.class_prior_))
-        preds = []
         with limit_torch_threads():
-            for subset in subsets:
-                _, logits, covered = self._fused(arrays, present_only=subset)
-                pred = np.where(covered, logits.argmax(axis=1), empty)
-                preds.append(self.classes_[pred])
-        return np.array(preds)
+            _, logits, covered = fused_outputs(
+                self.net_, arrays, self._plan(), coalitions=subsets
+            )
+        pred = np.where(
+            covered, logits.argmax(axis=2), int(np.argmax(self.class_prior_))
+        )
+        return self.classes_[pred]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -421,7 +422,7 @@ class ShapleyAlternatingClassifier(
         """
         check_is_fitted(self)
         with limit_torch_threads():
-            states, _, _ = self._fused(self._validated(X))
+            states, _ = self._fused(self._validated(X))
         return states
 
 

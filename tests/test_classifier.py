@@ -181,7 +181,7 @@ def test_last_order_predicts_with_the_kept_training_order(fitted):
     clf, X, _ = fitted
     last = copy.deepcopy(clf).set_params(inference_order="last")
     index = [clf.modalities_.index(m) for m in clf.training_order_]
-    _, logits, _ = fused_outputs(
+    _, (logits,), _ = fused_outputs(
         clf.net_, clf._validated(X), InferencePlan([[tuple(index)]])
     )
     np.testing.assert_allclose(last.predict_proba(X).argmax(1), logits.argmax(1))

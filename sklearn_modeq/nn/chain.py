@@ -297,9 +297,9 @@ class ModalityChainNet(nn.Module):
         before it (elsewhere both are the same state).
 
         While training, the step with ``k == 0`` (or any step without a carry)
-        first folds the batch into the running correlations. With ``fusion_order``, a third term trains the
-        memory cell and the head along that full order, on every sample, with
-        all adapters frozen, so every order hybrid inference averages is
+        first folds the batch into the running correlations. With
+        ``fusion_order``, a third term trains the memory cell and the head along
+        that full order, on every sample, with all adapters frozen, so every order hybrid inference averages is
         trained, not only the Shapley order.
 
         Returns
@@ -356,6 +356,20 @@ class ModalityChainNet(nn.Module):
         return self.step(carry, frozen, present, order[-1], order[:-1], {}, dense)
 
     # -- inference --------------------------------------------------------------------
+    @staticmethod
+    def availability(present: torch.Tensor, groups) -> torch.Tensor:
+        """Where each group of orders is available, shape (n_groups, batch): False
+        where a sample has none of the group's modalities."""
+        return torch.stack(
+            [present[:, sorted({m for o in g for m in o})].any(dim=1) for g in groups]
+        )
+
+    def coalition_groups(self, subsets, orders=None) -> list:
+        """The orders of each coalition: restrictions of ``orders`` (default:
+        the inference orders), so the coalitions' chains share prefixes."""
+        orders = self.orders if orders is None else orders
+        return [restrict(orders, s) for s in subsets]
+
     def group_states(self, inputs, groups):
         """States of every group of orders, and where each group is available.
 
@@ -369,10 +383,7 @@ class ModalityChainNet(nn.Module):
         """
         feats, present = self.encode(inputs)
         states = self.averaged_states(feats, present, groups)
-        available = torch.stack(
-            [present[:, sorted({m for o in g for m in o})].any(dim=1) for g in groups]
-        )
-        return states, available
+        return states, self.availability(present, groups)
 
     def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
         """Hybrid-order logits (Algorithm 1): average the final states over the
@@ -394,7 +405,7 @@ class ModalityChainNet(nn.Module):
             False where a sample has none of the coalition's modalities (its
             logits are then meaningless).
         """
-        orders = self.orders if orders is None else orders
-        groups = [restrict(orders, s) for s in subsets]
-        states, covered = self.group_states(inputs, groups)
+        states, covered = self.group_states(
+            inputs, self.coalition_groups(subsets, orders)
+        )
         return self.head(states), covered
