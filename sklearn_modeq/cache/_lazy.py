@@ -510,23 +510,24 @@ class LazyEmbeddings:
             return out
         chunk = ds.chunks[0] if ds.chunks else 1
         buf = np.empty((len(uniq), dim), dtype=np.float32)
-        try:
-            max_span = max(chunk, _MAX_BLOCK_BYTES // (4 * dim))
-            for first, last, a, b in _runs(uniq, max(1, chunk // 2), max_span):
-                block = ds[first : last + 1]
-                buf[a:b] = block[uniq[a:b] - first]
-        except OSError as exc:
-            raise corrupt_data_error(
-                self.path,
-                f"modality {name!r} 'features'",
-                ds,
-                first,
-                last,
-                exc,
-                self._header.ids if mapping is None else None,
-            ) from exc
+        max_span = max(chunk, _MAX_BLOCK_BYTES // (4 * dim))
+        ids = self._header.ids if mapping is None else None
+        for first, last, a, b in _runs(uniq, max(1, chunk // 2), max_span):
+            block = self._feature_rows(name, ds, first, last, ids)
+            buf[a:b] = block[uniq[a:b] - first]
         out[present] = buf[inverse.reshape(-1)]
         return out
+
+    def _feature_rows(self, name, ds, first: int, last: int, ids):
+        """Rows ``first..last`` of a modality's features; a chunk that fails its
+        checksum (or cannot be read) is a :class:`CacheFormatError` naming the
+        file, the modality, the rows and, with ``ids``, their sample ids."""
+        try:
+            return ds[first : last + 1]
+        except OSError as exc:
+            raise corrupt_data_error(
+                self.path, f"modality {name!r} 'features'", ds, first, last, exc, ids
+            ) from exc
 
     def _read_blocks(self, name: str, ds: h5py.Dataset, rows: np.ndarray):
         """Sorted unique ``rows`` of ``ds`` through a small cache of whole blocks.
@@ -544,18 +545,8 @@ class LazyEmbeddings:
             values = cache.get(k)
             if values is None:
                 first, last = k * size, min((k + 1) * size, ds.shape[0]) - 1
-                try:
-                    values = ds[first : last + 1].astype(np.float32, copy=False)
-                except OSError as exc:
-                    raise corrupt_data_error(
-                        self.path,
-                        f"modality {name!r} 'features'",
-                        ds,
-                        first,
-                        last,
-                        exc,
-                        self._header.ids,
-                    ) from exc
+                values = self._feature_rows(name, ds, first, last, self._header.ids)
+                values = values.astype(np.float32, copy=False)
                 cache[k] = values
                 while len(cache) > 2 * self.mix_blocks + 1:
                     cache.popitem(last=False)
