@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 
 import numpy as np
 
 from sklearn_modeq import ShapleyAlternatingClassifier
+
+
+def run_child(module: str, *args: str) -> dict:
+    """Run ``python -m module --child *args`` in a fresh process and return the
+    JSON object its last output line holds (what the child measured)."""
+    out = subprocess.run(
+        [sys.executable, "-m", module, "--child", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def best_time(fn, repeats: int) -> float:

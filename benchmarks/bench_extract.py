@@ -36,14 +36,14 @@ from sklearn_modeq.cache import load, open_lazy, write_cache
 from sklearn_modeq.cache._format import library_versions
 from sklearn_modeq.extract import extract, get_backbone, read_manifest
 
+from ._media import write_tone
+
 SEED = 0
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def make_media(root: Path, n: int) -> Path:
     """n samples: digit PNGs (upscaled to 256 px), 3 s WAV tones, captions."""
-    import wave
-
     from PIL import Image
     from sklearn.datasets import load_digits
 
@@ -55,15 +55,7 @@ def make_media(root: Path, n: int) -> Path:
         label = int(digits.target[k])
         img = (digits.images[k] / 16 * 255).astype(np.uint8)
         Image.fromarray(img).resize((256, 256)).convert("RGB").save(root / f"{i}.png")
-        t = np.arange(48000) / 16000
-        x = 0.5 * np.sin(2 * np.pi * (200 + 60 * label) * t) + 0.01 * rng.normal(
-            size=t.size
-        )
-        with wave.open(str(root / f"{i}.wav"), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(16000)
-            w.writeframes((x * 32767).astype("<i2").tobytes())
+        write_tone(root / f"{i}.wav", 200 + 60 * label, rng)
         rows.append(
             {
                 "id": f"s{i}",

@@ -28,8 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,14 +35,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._media import write_tone
+from ._timing import run_child
+
 SEED = 0
 RESULTS = Path(__file__).resolve().parent / "results"
 MODALITIES = ("image", "video", "audio", "text")
 
 
 def make_media(root: Path, n: int) -> dict[str, list]:
-    import wave
-
     from PIL import Image
     from sklearn.datasets import load_digits
 
@@ -61,15 +60,7 @@ def make_media(root: Path, n: int) -> dict[str, list]:
         for f in range(16):
             img.rotate(f * 5).save(clip / f"{f:02d}.png")
         out["video"].append(str(clip))
-        t = np.arange(48000) / 16000
-        x = 0.5 * np.sin(2 * np.pi * (200 + 40 * i) * t) + 0.01 * rng.normal(
-            size=t.size
-        )
-        with wave.open(str(root / f"{i}.wav"), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(16000)
-            w.writeframes((x * 32767).astype("<i2").tobytes())
+        write_tone(root / f"{i}.wav", 200 + 40 * i, rng)
         out["audio"].append(str(root / f"{i}.wav"))
         out["text"].append(f"a handwritten digit {digits.target[i]} by person {i}")
     return out
@@ -155,25 +146,16 @@ def real_audio_chunk_ms(repeats: int = 5) -> dict[str, float]:
 
 
 def measure(modality, ckpt, media_json, device, threads):
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.bench_ola",
-            "--child",
-            modality,
-            ckpt,
-            media_json,
-            "--device",
-            device,
-            "--threads",
-            str(threads),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
+    return run_child(
+        "benchmarks.bench_ola",
+        modality,
+        ckpt,
+        media_json,
+        "--device",
+        device,
+        "--threads",
+        str(threads),
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None):

@@ -31,13 +31,13 @@ import argparse
 import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from ._timing import run_child
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -103,13 +103,7 @@ def child(path, mode):
 
 
 def measure(path, mode):
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_out_of_core", "--child", mode, path],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_child("benchmarks.bench_out_of_core", mode, path)
 
 
 def main(argv=None):
