@@ -140,25 +140,12 @@ def test_without_flock_a_lock_holds_while_its_pid_runs(tmp_path, monkeypatch):
 
 
 # ----------------------------------------------------------- disk full, read-only
-def _fail_after(monkeypatch, n_ok, err=errno.ENOSPC):
-    """Make shard writes fail (half written) after ``n_ok`` successful ones."""
-    savez = np.savez
-    calls = {"n": 0}
-
-    def flaky(fh, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] > n_ok:
-            fh.write(b"PK\x03\x04 half a shard")
-            raise OSError(err, os.strerror(err))
-        return savez(fh, *args, **kwargs)
-
-    monkeypatch.setattr(np, "savez", flaky)
-
-
-def test_full_disk_keeps_the_written_shards_and_resumes(tmp_path, monkeypatch):
+def test_full_disk_keeps_the_written_shards_and_resumes(
+    tmp_path, monkeypatch, fail_shard_writes
+):
     path = tmp_path / "train.h5"
     w = _writer(path)
-    _fail_after(monkeypatch, n_ok=2)
+    fail_shard_writes(n_ok=2)
     w.append(IDS[:3], {"m": X[:3]})
     w.append(IDS[3:6], {"m": X[3:6]})
     with pytest.raises(

@@ -36,20 +36,6 @@ def _argv(media, out, ckpt):
     ]
 
 
-def _fail_shards_after(monkeypatch, n_ok, err):
-    savez = np.savez
-    calls = {"n": 0}
-
-    def flaky(fh, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] > n_ok:
-            fh.write(b"PK\x03\x04 half a shard")
-            raise OSError(err, os.strerror(err))
-        return savez(fh, *args, **kwargs)
-
-    monkeypatch.setattr(np, "savez", flaky)
-
-
 def _one_error_line(capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err, err
@@ -59,12 +45,12 @@ def _one_error_line(capsys):
 
 @pytest.mark.parametrize("err", [errno.ENOSPC, errno.EROFS], ids=["full", "ro"])
 def test_failed_shard_write_is_one_line_and_resumes(
-    media, resnet_ckpt, tmp_path, monkeypatch, capsys, err
+    media, resnet_ckpt, tmp_path, monkeypatch, fail_shard_writes, capsys, err
 ):
     ref, out = tmp_path / "ref", tmp_path / "out"
     assert main(_argv(media, ref, resnet_ckpt)) == 0
     capsys.readouterr()
-    _fail_shards_after(monkeypatch, 2, err)
+    fail_shard_writes(2, err)
     assert main(_argv(media, out, resnet_ckpt)) == 1
     line = _one_error_line(capsys)
     shard = out / "train.h5.partial" / "shard_00000002.npz"
