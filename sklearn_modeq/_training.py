@@ -328,8 +328,9 @@ class AlternatingNet(ModalityNet):
         With one step per modality per batch, each step continues the chain
         state the previous step left (detached: the earlier adapters are frozen
         anyway), so a batch costs ``n`` chain steps, not ``n (n + 1) / 2``. The
-        step that trains the last modality of the order also trains the memory
-        cell and the head along a random order of all modalities.
+        step that trains the first modality of the order also trains the memory
+        cell and the head along a random order of all modalities (it computes
+        every adapter output anyway, to update the running correlations).
         """
         self._set_training(True)
         Xi, yi = batch
@@ -345,25 +346,18 @@ class AlternatingNet(ModalityNet):
         total, count, logits, carry = 0.0, 0, None, None
         named_parameters = list(self.get_all_learnable_params())
         for k in steps:
-            fusion = self.fusion_order(len(order)) if k == len(order) - 1 else None
+            fusion = self.fusion_order(len(order)) if k == 0 else None
             self.optimizer_.zero_grad(set_to_none=True)
             with self.step_context():
                 out = self.step_logits(
                     inputs, order, k, carry if per_batch else None, fusion
                 )
                 carry = out.carry
-                terms = [(z, rows) for z, rows in out.terms if bool(rows.any())]
+                terms = [(z, rows) for z, rows in out.terms if len(z)]
                 if not terms and self.skips_empty_steps():
                     continue
                 if terms:
-                    loss = sum(
-                        weighted_cross_entropy(
-                            z.float(),
-                            yi[rows],
-                            None if weights is None else weights[rows],
-                        )
-                        for z, rows in terms
-                    )
+                    loss = terms_loss(terms, yi, weights)
                 else:  # a zero gradient keeps a data-parallel run's collectives
                     loss = sum(z.sum() for z, _ in out.terms) * 0.0
             self.backward(loss)
@@ -375,12 +369,30 @@ class AlternatingNet(ModalityNet):
                 training=True,
             )
             self.step_modality(order[k])
-            n_rows = int(out.terms[0][1].sum())
+            n_rows = len(out.terms[0][0])
             total = total + loss.detach() * n_rows
             count += n_rows
             logits = out.terms[0][0]
         loss = total / count if count else torch.zeros((), device=self.device)
         return {"loss": loss, "y_pred": logits}
+
+
+def terms_loss(terms, y, weights=None):
+    """The sum over ``terms`` (``(logits, rows)`` pairs) of each term's
+    (weighted) mean cross-entropy against ``y[rows]``.
+
+    When every term covers every row and there are no weights, that is one
+    cross-entropy over the stacked logits, times the number of terms.
+    """
+    if weights is None and all(len(z) == len(y) for z, _ in terms):
+        stacked = torch.cat([z for z, _ in terms]).float()
+        return F.cross_entropy(stacked, y.repeat(len(terms))) * len(terms)
+    return sum(
+        weighted_cross_entropy(
+            z.float(), y[rows], None if weights is None else weights[rows]
+        )
+        for z, rows in terms
+    )
 
 
 def _predictions(parts, empty_class: int):

@@ -174,14 +174,14 @@ class ShapleyAlternatingClassifier(
     feature columns with entries ``<= tau`` zeroed, a unit diagonal and rows
     normalised to sum to 1 (Eq. 9-11, kept on ``X_j``'s scale), and fused by
     ``[f, i, o] = sigmoid(W [s; Xhat] + b)``, ``s = o * tanh(f * s + i * Xhat)``
-    (Eq. 12-14). ``C`` is a running average over the training batches of each
-    ordered pair, used in training and at inference alike, so predictions do
-    not depend on batch composition.
+    (Eq. 12-14). ``C`` is a running average over the training batches that use
+    each ordered pair, used in training and at inference alike, so predictions
+    do not depend on batch composition.
 
     Training the modality at position ``k`` continues the chain state the step
     for position ``k - 1`` left (the earlier adapters are frozen), adds the
     modality's own term ``CE(g(cell(0, f_k(x_k))))`` (Eq. 6), and updates that
-    modality's adapter, the memory cell and the head; the step for the last
+    modality's adapter, the memory cell and the head; the step for the first
     position also trains the cell and the head along a random order of all
     modalities, so every order used at inference is trained.
     ``alternation="batch"`` is the default (``docs/alternation.md``).

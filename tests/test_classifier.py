@@ -411,8 +411,12 @@ def test_shapley_from_the_validation_pass_equals_a_separate_pass(
     monkeypatch.setattr(ShapleyScheduler, "_evaluation_set", separate)
     monkeypatch.setattr(_training, "subset_predictions", without_rng)
     alone = small(max_epochs=4).fit(X, y)
-    for key in ("subset_accuracy", "valid_loss", "train_order"):
+    for key in ("subset_accuracy", "train_order"):
         assert shared.history_[:, key] == alone.history_[:, key], key
+    # one trie walk or two: the same sums, possibly rounded differently
+    np.testing.assert_allclose(
+        shared.history_[:, "valid_loss"], alone.history_[:, "valid_loss"], rtol=1e-6
+    )
     np.testing.assert_allclose(shared.shapley_history_, alone.shapley_history_)
 
 

@@ -3,6 +3,7 @@
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -176,10 +177,9 @@ def test_mapping_forward_matches_eq_11():
     torch.testing.assert_close(mapping(xj, 0, 1), expected)
 
 
-def test_evaluation_mode_refreshes_every_stale_matrix():
+def test_update_remakes_every_matrix_it_updates():
     mapping = CrossModalMapping(3, 4, tau=0.1)
     mapping.update([torch.randn(8, 4) for _ in range(3)], torch.ones(8, 3).bool())
-    mapping.eval()
     expected = torch.stack(
         [torch.stack([mapping_matrix(c, 0.1) for c in row]) for row in mapping.running]
     )
@@ -373,11 +373,46 @@ def test_fusion_term_trains_the_cell_and_head_on_a_full_order_only():
 
 def test_every_ordered_pair_keeps_updating():
     # Regression (issue 11): only the Shapley order's pairs were trained; the
-    # reverse pair's running matrix froze after the first epoch.
+    # reverse pair's running matrix froze after the first epoch. A batch now
+    # updates the pairs its training order and its fusion order use.
     torch.manual_seed(0)
-    net = train_a_little(make_net(), order=(0, 1, 2), n_batches=4)
+    net = make_net().train()
+    order = (0, 1, 2)
+    rng = np.random.default_rng(0)
+    for seed in range(30):
+        fusion = tuple(int(m) for m in rng.permutation(3))
+        before = net.mapping.n_updates.clone()
+        carry = None
+        for k in range(3):
+            out = net.alternating_step(
+                inputs(16, seed), order, k, carry, fusion if k == 0 else None
+            )
+            carry = out.carry
+        updated = {
+            tuple(p) for p in (net.mapping.n_updates > before).nonzero().tolist()
+        }
+        assert updated == set(zip(order, order[1:])) | set(zip(fusion, fusion[1:]))
     off = ~torch.eye(3, dtype=torch.bool)
-    assert (net.mapping.n_updates[off] == 4).all()
+    assert (net.mapping.n_updates[off] > 0).all()
+    assert net.mapping.n_updates[0, 1] == net.mapping.n_updates[1, 2] == 30
+
+
+def test_pair_update_matches_the_correlation_of_each_pair():
+    torch.manual_seed(0)
+    feats = [torch.randn(16, 4) for _ in range(3)]
+    complete = torch.ones(16, 3, dtype=torch.bool)
+    mapping = CrossModalMapping(3, 4, tau=0.1)
+    mapping.update(feats, complete, pairs=[(2, 0), (0, 1)])
+    for i, j in [(2, 0), (0, 1)]:
+        expected = correlation_matrix(feats[i], feats[j])
+        torch.testing.assert_close(mapping.running[i, j], expected)
+        torch.testing.assert_close(mapping.maps[i, j], mapping_matrix(expected, 0.1))
+    assert mapping.n_updates.sum() == 2
+    # with absent rows every pair seen by two rows is updated
+    partial = complete.clone()
+    partial[:3, 1] = False
+    mapping.update(feats, partial)
+    assert (mapping.n_updates[~torch.eye(3, dtype=torch.bool)] >= 1).all()
 
 
 # -- orders ----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from torch import nn
 
 from .adapter import ModalityAdapter
 from .fusion import AdditiveFusion, MemoryCell
-from .mapping import CrossModalMapping
+from .mapping import CrossModalMapping, adjacent_pairs
 from .orders import OrderTrie, restrict, sample_orders
 
 
@@ -199,6 +199,19 @@ class ModalityChainNet(nn.Module):
             cache[i, j] = (xhat, self.fusion.project_input(xhat))
         return cache[i, j]
 
+    def _project_with_start(self, feats, i: int, j: int, cache: dict) -> None:
+        """Cache ``j`` mapped against ``i`` and ``j``'s start, projected by one
+        product over both (a training step with an own term needs the two)."""
+        if self.mapping is None or (i, j) in cache or (None, j) in cache:
+            return
+        x = feats[j]
+        xhat = self.mapping(x, i, j)
+        projected = self.fusion.project_input(torch.cat([x, xhat]))
+        if projected is None:  # additive fusion: nothing to share
+            return
+        start, pair = projected.split(len(x))
+        cache[None, j], cache[i, j] = (x, start), (xhat, pair)
+
     def step(
         self, carry: ChainCarry, feats, present, j: int, prefix, cache: dict, dense
     ) -> ChainCarry:
@@ -297,10 +310,11 @@ class ModalityChainNet(nn.Module):
         before it (elsewhere both are the same state).
 
         While training, the step with ``k == 0`` (or any step without a carry)
-        first folds the batch into the running correlations. With
-        ``fusion_order``, a third term trains the memory cell and the head along
-        that full order, on every sample, with all adapters frozen, so every order hybrid inference averages is
-        trained, not only the Shapley order.
+        first folds the batch into the running correlations of the pairs that
+        ``order`` and ``fusion_order`` use. With ``fusion_order``, a third term
+        trains the memory cell and the head along that full order, on every
+        sample, with all adapters frozen, so every order hybrid inference
+        averages is trained, not only the Shapley order.
 
         Returns
         -------
@@ -318,7 +332,13 @@ class ModalityChainNet(nn.Module):
         which = range(n) if need_all else (prefix + (j,) if carry is None else (j,))
         feats, present = self.encode(inputs, which=which, grad=(j,))
         if update:
-            self.mapping.update(feats, present)
+            # complete rows map every modality against its neighbour in an
+            # order; with absent modalities any earlier one can be the
+            # predecessor, so every pair is updated
+            complete = bool(present.all())
+            orders = (order,) if fusion_order is None else (order, fusion_order)
+            pairs = adjacent_pairs(*orders) if complete else None
+            self.mapping.update(feats, present, pairs)
         cache: dict = {}
         if carry is None:
             with torch.no_grad():
@@ -326,6 +346,8 @@ class ModalityChainNet(nn.Module):
             cache = {}  # entries computed without gradient
         p = present[:, j]
         dense = bool(present[:, list(prefix) + [j]].all())
+        if dense and prefix:
+            self._project_with_start(feats, prefix[-1], j, cache)
         after = self.step(carry, feats, present, j, prefix, cache, dense)
         states, rows = [after.state if dense else after.state[p]], [p]
         own = p & carry.started
@@ -335,7 +357,8 @@ class ModalityChainNet(nn.Module):
             rows.append(own)
         if fusion_order is not None:
             fused = self._fusion_state(feats, present, tuple(fusion_order))
-            states.append(fused.state[fused.started])
+            complete = len(fusion_order) == n and bool(present.any(dim=1).all())
+            states.append(fused.state if complete else fused.state[fused.started])
             rows.append(fused.started)
         # one head call for every term
         logits = self.head(torch.cat(states)).split([len(s) for s in states])

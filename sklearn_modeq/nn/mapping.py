@@ -10,9 +10,9 @@ the centring, post-ReLU features of unrelated modalities have cosines around
 ``Xhat_j`` grows with the number of surviving entries (issue 11).
 
 ``C`` carries no gradient, so nothing is gained by using a noisy 64-sample
-estimate of it while training: the correlation is a running average over the
-training batches (like BatchNorm's running statistics) and the same thresholded
-matrix serves training and inference. A prediction therefore never depends on
+estimate of it while training: the correlation of a pair is a running average
+over the training batches that use the pair (like BatchNorm's running
+statistics) and the same thresholded matrix serves training and inference. A prediction therefore never depends on
 the other samples of its batch, and inference reads a buffer without changing
 anything (safe to share between threads).
 """
@@ -108,6 +108,12 @@ def pairwise_correlations(
     return cov / scale.sqrt().clamp_min(eps), counts
 
 
+def adjacent_pairs(*orders) -> list[tuple[int, int]]:
+    """The ordered pairs ``(i, j)`` with ``i`` right before ``j`` in any of
+    ``orders`` (sorted, without repeats)."""
+    return sorted({pair for order in orders for pair in zip(order, order[1:])})
+
+
 class CrossModalMapping(nn.Module):
     """Maps the next modality's features through the thresholded correlation.
 
@@ -116,14 +122,11 @@ class CrossModalMapping(nn.Module):
     ``xhat_j`` averages the ``j``-features correlated above ``tau`` with
     ``i``-feature ``r``, itself included (unit diagonal).
 
-    :meth:`update` folds a training batch into the running correlations of every
-    pair at once; the first ``1 / momentum`` updates of a pair are a cumulative
-    average, so the zero matrix it starts from (identity mapping) is forgotten
-    at once. ``maps`` holds the matrices in use: while training, a pair's matrix
-    is recomputed when a step uses it after an update (a batch uses at most
-    ``2 (n - 1)`` of the ``n (n - 1)`` pairs); :meth:`refresh` recomputes every
-    stale one, and runs whenever the module is switched to evaluation mode, so
-    evaluation only reads ``maps``.
+    :meth:`update` folds a training batch into the running correlations of the
+    pairs that batch uses (by default every pair) and remakes their matrices in
+    ``maps`` at once, so every step and every evaluation only reads ``maps``.
+    The first ``1 / momentum`` updates of a pair are a cumulative average, so
+    the zero matrix it starts from (identity mapping) is forgotten at once.
 
     Parameters
     ----------
@@ -145,57 +148,63 @@ class CrossModalMapping(nn.Module):
         self.register_buffer("running", torch.zeros(n, n, h, h))
         self.register_buffer("n_updates", torch.zeros(n, n, dtype=torch.long))
         self.register_buffer("maps", mapping_matrix(torch.zeros(n, n, h, h), tau))
-        # pairs whose running correlation changed since their matrix was made
-        self._stale: set[tuple[int, int]] = set()
 
     @torch.no_grad()
-    def update(self, feats: Sequence[torch.Tensor], present: torch.Tensor) -> None:
-        """Fold one batch into the running correlation of every ordered pair.
+    def update(
+        self,
+        feats: Sequence[torch.Tensor],
+        present: torch.Tensor,
+        pairs: Sequence[tuple[int, int]] | None = None,
+    ) -> None:
+        """Fold one batch into the running correlations of ``pairs``.
+
+        A pair is updated from the rows that have both of its modalities, when
+        there are at least two. With every row complete, the correlations of
+        the pairs alone are computed (``len(pairs) * h * h`` products per row
+        rather than ``(n h)**2``).
 
         Parameters
         ----------
         feats : sequence of Tensor of shape (batch, h)
             Adapter outputs of every modality, in declaration order.
         present : Tensor of shape (batch, n), bool
+        pairs : sequence of (int, int) or None
+            Ordered pairs to update; None updates every pair.
         """
-        corr, counts = pairwise_correlations(
-            torch.stack([f.detach() for f in feats], dim=1), present
-        )
-        n = counts.shape[0]
-        seen = (counts >= 2) & ~torch.eye(n, dtype=torch.bool, device=counts.device)
-        if not bool(seen.any()):
+        n = len(feats)
+        if pairs is None:
+            pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
+        if not pairs:
             return
-        weight = (1.0 / (self.n_updates + 1).to(corr.dtype)).clamp_min(self.momentum)
-        weight = torch.where(seen, weight, torch.zeros_like(weight))
-        self.running.lerp_(corr.to(self.running.dtype), weight[:, :, None, None])
-        self.n_updates += seen.long()
-        self._stale.update(
-            zip(*(t.tolist() for t in torch.nonzero(seen, as_tuple=True)))
+        device = self.running.device
+        rows, cols = (torch.tensor(c, device=device) for c in zip(*sorted(set(pairs))))
+        stacked = torch.stack([f.detach() for f in feats], dim=1)
+        if bool(present.all()):
+            if stacked.shape[0] < 2:
+                return
+            z = stacked - stacked.mean(dim=0, keepdim=True)
+            z = z / z.norm(dim=0, keepdim=True).clamp_min(1e-8)
+            # (pairs, h, batch) @ (pairs, batch, h)
+            corr = torch.bmm(z[:, rows].permute(1, 2, 0), z[:, cols].transpose(0, 1))
+        else:
+            corr, counts = pairwise_correlations(stacked, present)
+            seen = counts[rows, cols] >= 2
+            rows, cols, corr = rows[seen], cols[seen], corr[rows, cols][seen]
+            if not len(rows):
+                return
+        weight = (1.0 / (self.n_updates[rows, cols] + 1).to(corr.dtype)).clamp_min(
+            self.momentum
         )
-
-    @torch.no_grad()
-    def refresh(self) -> None:
-        """Recompute the matrix of every pair updated since it was last made."""
-        for i, j in sorted(self._stale):
-            self.maps[i, j] = mapping_matrix(self.running[i, j], self.tau)
-        self._stale.clear()
-
-    def train(self, mode: bool = True):
-        if not mode:
-            self.refresh()
-        return super().train(mode)
+        running = self.running[rows, cols].lerp_(
+            corr.to(self.running.dtype), weight[:, None, None]
+        )
+        self.running[rows, cols] = running
+        self.maps[rows, cols] = mapping_matrix(running, self.tau)
+        self.n_updates[rows, cols] += 1
 
     def matrix(self, i: int, j: int) -> torch.Tensor:
         """The mapping matrix of the ordered pair ``(i, j)``."""
-        if not self.training:
-            return self.maps[i, j]
-        with torch.no_grad():
-            if (i, j) in self._stale:
-                self.maps[i, j] = mapping_matrix(self.running[i, j], self.tau)
-                self._stale.discard((i, j))
-            # a copy: a later write into ``maps`` in the same forward pass must
-            # not invalidate what backward needs
-            return self.maps[i, j].clone()
+        return self.maps[i, j]
 
     def forward(self, xj: torch.Tensor, i: int, j: int) -> torch.Tensor:
         """``xj`` (batch, h) mapped for the ordered pair ``(i, j)``."""
