@@ -58,7 +58,9 @@ def views(name: str):
         data = load_digits()
         img = data.images
         out = {
-            f"q{i}{j}": img[:, 4 * i : 4 * i + 4, 4 * j : 4 * j + 4].reshape(len(img), -1)
+            f"q{i}{j}": img[:, 4 * i : 4 * i + 4, 4 * j : 4 * j + 4].reshape(
+                len(img), -1
+            )
             for i in range(2)
             for j in range(2)
         }
@@ -111,7 +113,9 @@ def report(records) -> str:
             half = 100 * np.mean([r["accuracy_50"] for r in rows])
             cells.append(f"{full:.1f} / {half:.1f}")
         ours = [r for r in records if r["data"] == name and r["method"] == "Ours"]
-        best = max(100 * np.mean([r["single"][k] for r in ours]) for k in ours[0]["single"])
+        best = max(
+            100 * np.mean([r["single"][k] for r in ours]) for k in ours[0]["single"]
+        )
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {best:.1f} |")
     return "\n".join(lines) + "\n"
 

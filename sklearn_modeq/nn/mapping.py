@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -51,7 +52,7 @@ def threshold_correlation(c: torch.Tensor, tau: float) -> torch.Tensor:
 
     Works on one ``(h, h)`` matrix or a stack ``(..., h, h)``.
     """
-    c = torch.where(c > tau, c, torch.zeros_like(c))
+    c = F.threshold(c, tau, 0.0)  # keeps entries > tau
     c.diagonal(dim1=-2, dim2=-1).fill_(1.0)
     return c
 
@@ -183,7 +184,7 @@ class CrossModalMapping(nn.Module):
             if stacked.shape[0] < 2:
                 return
             z = stacked - stacked.mean(dim=0, keepdim=True)
-            z = z / z.norm(dim=0, keepdim=True).clamp_min(1e-8)
+            z = z * (z * z).sum(dim=0, keepdim=True).clamp_min(1e-16).rsqrt()
             # (pairs, h, batch) @ (pairs, batch, h)
             corr = torch.bmm(z[:, rows].permute(1, 2, 0), z[:, cols].transpose(0, 1))
         else:
@@ -192,15 +193,17 @@ class CrossModalMapping(nn.Module):
             rows, cols, corr = rows[seen], cols[seen], corr[rows, cols][seen]
             if not len(rows):
                 return
-        weight = (1.0 / (self.n_updates[rows, cols] + 1).to(corr.dtype)).clamp_min(
-            self.momentum
-        )
-        running = self.running[rows, cols].lerp_(
-            corr.to(self.running.dtype), weight[:, None, None]
-        )
-        self.running[rows, cols] = running
-        self.maps[rows, cols] = mapping_matrix(running, self.tau)
-        self.n_updates[rows, cols] += 1
+        # the pairs as rows of flat (n * n, h, h) views: whole-slice gathers
+        # and copies instead of a scatter over two index tensors
+        pair = rows * n + cols
+        h = self.running.shape[-1]
+        counts = self.n_updates.view(-1).index_select(0, pair)
+        weight = (1.0 / (counts + 1).to(corr.dtype)).clamp_min(self.momentum)
+        running = self.running.view(-1, h, h).index_select(0, pair)
+        running.lerp_(corr.to(running.dtype), weight[:, None, None])
+        self.running.view(-1, h, h).index_copy_(0, pair, running)
+        self.maps.view(-1, h, h).index_copy_(0, pair, mapping_matrix(running, self.tau))
+        self.n_updates.view(-1).index_copy_(0, pair, counts + 1)
 
     def matrix(self, i: int, j: int) -> torch.Tensor:
         """The mapping matrix of the ordered pair ``(i, j)``."""
