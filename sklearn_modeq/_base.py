@@ -322,17 +322,30 @@ class BaseModalityClassifier(ClassifierMixin, BaseEstimator):
             completed, ``n_iter_`` of them; the interrupted epoch is discarded.
         """
         self._validate_fit_params()
-        data, y_enc = self._training_data(X, y, sample_weight)
-        seed = fit_seed(self.random_state)
-        self._seed = seed
-        self.net_ = self._build_net(seed, y_enc)
-        with limit_torch_threads(), torch_seed(seed, self.device):
-            self.net_.fit(data, y_enc)
-            self._continue_fit(data, y_enc)
-        self.history_ = self.net_.history
-        self.n_iter_ = len(self.net_.history)
-        self._after_fit()
+        try:
+            data, y_enc = self._training_data(X, y, sample_weight)
+            seed = fit_seed(self.random_state)
+            self._seed = seed
+            self.net_ = self._build_net(seed, y_enc)
+            with limit_torch_threads(), torch_seed(seed, self.device):
+                self.net_.fit(data, y_enc)
+                self._continue_fit(data, y_enc)
+            self.history_ = self.net_.history
+            self.n_iter_ = len(self.net_.history)
+            self._after_fit()
+        except BaseException:
+            # a fit that fails (divergence, Ctrl-C before the first epoch, bad
+            # data) leaves no half-fitted model that check_is_fitted accepts
+            self._forget_fit()
+            raise
         return self
+
+    def _forget_fit(self) -> None:
+        """Delete every fitted attribute (names ending in ``_``)."""
+        for name in [
+            k for k in vars(self) if k.endswith("_") and not k.startswith("__")
+        ]:
+            delattr(self, name)
 
     def _interrupted(self) -> bool:
         """Whether KeyboardInterrupt stopped the last training run of ``net_``."""

@@ -5,6 +5,8 @@ import re
 import numpy as np
 import pytest
 import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 
 from sklearn_modeq import ShapleyAlternatingClassifier
@@ -52,8 +54,13 @@ def test_divergent_fit_raises_and_suggests_a_smaller_lr(cls):
     # issue 15: lr=1e4 used to "succeed" and leave a model predicting NaN
     X, y = imbalanced()
     msg = rf"{cls.__name__}\.fit diverged at epoch \d+: .* smaller lr \(lr=10000 now"
+    clf = small(cls, lr=1e4, max_epochs=10)
     with pytest.raises(ValueError, match=msg):
-        small(cls, lr=1e4, max_epochs=10).fit(X, y)
+        clf.fit(X, y)
+    # nothing half-fitted is left behind
+    with pytest.raises(NotFittedError):
+        check_is_fitted(clf)
+    assert not [k for k in vars(clf) if k.endswith("_")]
 
 
 def test_divergence_guard_names_a_non_finite_parameter():
