@@ -206,7 +206,13 @@ class CrossModalMapping(nn.Module):
         self.n_updates.view(-1).index_copy_(0, pair, counts + 1)
 
     def matrix(self, i: int, j: int) -> torch.Tensor:
-        """The mapping matrix of the ordered pair ``(i, j)``."""
+        """The mapping matrix of the ordered pair ``(i, j)``.
+
+        A view of ``maps``, not a copy: the next :meth:`update` writes into it,
+        so a graph that used it must be back-propagated before that update
+        (torch raises an in-place modification error otherwise), as every
+        training step here does.
+        """
         return self.maps[i, j]
 
     def forward(self, xj: torch.Tensor, i: int, j: int) -> torch.Tensor:
