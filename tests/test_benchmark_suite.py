@@ -153,3 +153,18 @@ def test_label_free_table_compares_fused_with_the_best_modality():
             "gap": "+1.0",
         },
     ]
+
+
+def test_a_job_restores_the_callers_torch_threads():
+    import torch
+
+    from benchmarks.suite.evaluate import Job, run_job
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        record = run_job(Job("nutrimouse", 0, "LogisticRegression"), quick=True)
+        assert torch.get_num_threads() == 2
+        assert record["method"] == "LogisticRegression"
+    finally:
+        torch.set_num_threads(before)

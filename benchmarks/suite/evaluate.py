@@ -91,8 +91,17 @@ def run_job(job: Job, quick: bool = False) -> dict:
     """Fit ``job.method`` on ``job.task`` (seeded split) and measure it.
 
     ``quick`` cuts the epochs to an eighth: it checks the machinery, the
-    numbers mean little."""
-    torch.set_num_threads(1)  # one job per core; jobs run side by side
+    numbers mean little. Runs with one torch thread (jobs run side by side,
+    one per core) and restores the caller's setting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _run_job(job, quick)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_job(job: Job, quick: bool) -> dict:
     task = TASKS[job.task]
     X_dev, X_test, y_dev, y_test = task.split(job.seed)
     if job.train_missing:
