@@ -7,7 +7,8 @@ Measures, on the same data and the same number of epochs:
    hidden 128, batch 64, lr 1e-3, 10 epochs, the same for both), timed as the
    CPU time of this process with one torch thread, fits alternated and the best
    of the repeats kept, so other load on a shared machine counts as little as
-   possible;
+   possible; then the fit again with hidden size 8, where the arithmetic is
+   negligible, which isolates the per-operation overhead;
 1. fit wall time relative to scikit-learn's ``MLPClassifier`` on the
    concatenated features with the same hidden size (one hidden layer, Adam,
    same batch size, no early stopping);
@@ -126,14 +127,16 @@ def _cpu_seconds(fn) -> float:
     return time.process_time() - tic
 
 
-def time_vs_mla(n_modalities: int, epochs: int, repeats: int, device: str):
+def time_vs_mla(
+    n_modalities: int, epochs: int, repeats: int, device: str, hidden: int = 128
+):
     """Best-of-``repeats`` CPU seconds of fit and of predict_proba per row, ours
     and MLA's, with the same settings; fits alternate between the two."""
     from sklearn_modeq.baselines import MLAClassifier
 
     X, y = _synthetic(n_modalities)
     params = dict(
-        hidden_size=128,
+        hidden_size=hidden,
         batch_size=64,
         lr=1e-3,
         max_epochs=epochs,
@@ -243,6 +246,14 @@ def main(argv=None):
             f" {1e6 * predict['ours']:10.1f}us {1e6 * predict['mla']:9.1f}us"
             f" {predict['ours'] / predict['mla']:6.1f}x"
             f"  (targets: fit <= 1.5x, predict <= 20x at 6)"
+        )
+    # the same with hidden size 8, where the arithmetic is negligible: what is
+    # left is the per-operation overhead of each step
+    for n in (3, 6):
+        fit, _ = time_vs_mla(n, mla_epochs, mla_repeats, args.device, hidden=8)
+        print(
+            f"{n:10d} {fit['ours']:8.2f}s {fit['mla']:7.2f}s {fit['ours'] / fit['mla']:5.2f}x"
+            "  (hidden 8: per-operation overhead only)"
         )
     torch.set_num_threads(threads)
 
