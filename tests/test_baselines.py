@@ -5,17 +5,16 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from _estimators import BASELINES, imbalanced, small
 from sklearn.base import clone
 
 from sklearn_modeq import metrics
 from sklearn_modeq.baselines import (
-    ConcatClassifier,
     CRMTClassifier,
     LateFusionClassifier,
     LFMClassifier,
     MLAClassifier,
     OGMGEClassifier,
-    SumClassifier,
 )
 from sklearn_modeq.nn.baselines import (
     ConcatFusion,
@@ -25,39 +24,13 @@ from sklearn_modeq.nn.baselines import (
     ogm_coefficients,
 )
 
-ALL = [
-    ConcatClassifier,
-    SumClassifier,
-    LateFusionClassifier,
-    OGMGEClassifier,
-    MLAClassifier,
-    LFMClassifier,
-    CRMTClassifier,
-]
-
-
-def imbalanced(n=120, seed=0, strong=2.5, weak=0.4):
-    """Two modalities: 'strong' separates the classes well, 'weak' barely."""
-    rng = np.random.RandomState(seed)
-    y = np.arange(n) % 3
-    X = {
-        "strong": strong * rng.normal(size=(3, 6))[y] + rng.normal(size=(n, 6)),
-        "weak": weak * rng.normal(size=(3, 5))[y] + rng.normal(size=(n, 5)),
-    }
-    return X, y
-
-
-def small(cls, **kwargs):
-    params = dict(hidden_size=8, max_epochs=3, lr=1e-2, random_state=0)
-    return cls(**{**params, **kwargs})
-
 
 @pytest.fixture(scope="module")
 def data():
     return imbalanced()
 
 
-@pytest.fixture(scope="module", params=ALL, ids=lambda c: c.__name__)
+@pytest.fixture(scope="module", params=BASELINES, ids=lambda c: c.__name__)
 def fitted(request, data):
     X, y = data
     return small(request.param).fit(X, y)
@@ -111,7 +84,7 @@ def test_metrics_read_every_method(fitted, data):
     assert result.edm >= 0
 
 
-@pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", BASELINES, ids=lambda c: c.__name__)
 def test_same_seed_same_model_other_seed_differs(cls, data):
     X, y = data
     first = small(cls, max_epochs=2).fit(X, y).predict_proba(X)

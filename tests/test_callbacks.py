@@ -5,6 +5,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from _estimators import BASELINES, imbalanced, small
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
@@ -12,41 +13,9 @@ from skorch.callbacks import Callback
 from sklearn_modeq import ShapleyAlternatingClassifier
 from sklearn_modeq._base import BaseModalityClassifier
 from sklearn_modeq._callbacks import DivergenceGuard
-from sklearn_modeq.baselines import (
-    ConcatClassifier,
-    CRMTClassifier,
-    LateFusionClassifier,
-    LFMClassifier,
-    MLAClassifier,
-    OGMGEClassifier,
-    SumClassifier,
-)
+from sklearn_modeq.baselines import CRMTClassifier, LFMClassifier, MLAClassifier
 
-ALL = [
-    ShapleyAlternatingClassifier,
-    ConcatClassifier,
-    SumClassifier,
-    LateFusionClassifier,
-    OGMGEClassifier,
-    MLAClassifier,
-    LFMClassifier,
-    CRMTClassifier,
-]
-
-
-def imbalanced(n=120, seed=0):
-    rng = np.random.RandomState(seed)
-    y = np.arange(n) % 3
-    X = {
-        "strong": 2.5 * rng.normal(size=(3, 6))[y] + rng.normal(size=(n, 6)),
-        "weak": 0.4 * rng.normal(size=(3, 5))[y] + rng.normal(size=(n, 5)),
-    }
-    return X, y
-
-
-def small(cls, **kwargs):
-    params = dict(hidden_size=8, max_epochs=3, lr=1e-2, random_state=0)
-    return cls(**{**params, **kwargs})
+ALL = [ShapleyAlternatingClassifier, *BASELINES]
 
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)

@@ -1,35 +1,16 @@
 """scikit-learn's own estimator checks, on default parameters (fewer epochs)."""
 
+from _estimators import BASELINES
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_modeq import ShapleyAlternatingClassifier
-from sklearn_modeq.baselines import (
-    ConcatClassifier,
-    CRMTClassifier,
-    LateFusionClassifier,
-    LFMClassifier,
-    MLAClassifier,
-    OGMGEClassifier,
-    SumClassifier,
-)
 
 # 30 epochs at the paper's learning rate is what check_classifiers_train needs
 # to pass its accuracy bar on its toy blobs; everything else is the default.
 # The baselines reach it in 10 epochs at lr=1e-2, which keeps the checks fast.
 ESTIMATORS = [
     ShapleyAlternatingClassifier(max_epochs=30),
-    *(
-        cls(max_epochs=10, lr=1e-2)
-        for cls in (
-            ConcatClassifier,
-            SumClassifier,
-            LateFusionClassifier,
-            OGMGEClassifier,
-            MLAClassifier,
-            LFMClassifier,
-            CRMTClassifier,
-        )
-    ),
+    *(cls(max_epochs=10, lr=1e-2) for cls in BASELINES),
 ]
 
 EXPECTED_FAILED = {

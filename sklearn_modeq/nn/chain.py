@@ -39,11 +39,13 @@ class Batch(NamedTuple):
     """Model inputs prepared once: values with absent rows zeroed, and presence.
 
     values : list of (batch, d_m) tensors in declaration order; present :
-    (batch, n_modalities) bool.
+    (batch, n_modalities) bool; complete : whether every row has every modality
+    (the steps then need no masks).
     """
 
     values: list
     present: torch.Tensor
+    complete: bool
 
 
 class StepOutput(NamedTuple):
@@ -143,8 +145,8 @@ class ModalityChainNet(nn.Module):
         xs = [inputs[name] for name in self.modalities]
         present = torch.stack([~torch.isnan(x[:, 0]) for x in xs], dim=1)
         if bool(present.all()):
-            return Batch(xs, present)
-        return Batch([torch.nan_to_num(x, nan=0.0) for x in xs], present)
+            return Batch(xs, present, True)
+        return Batch([torch.nan_to_num(x, nan=0.0) for x in xs], present, False)
 
     def encode(self, inputs, which=None, grad=None):
         """Adapter outputs of the modalities in ``which`` (default all).
@@ -250,10 +252,13 @@ class ModalityChainNet(nn.Module):
         last = torch.where(p, torch.full_like(carry.last, j), carry.last)
         return ChainCarry(state, carry.started | p, last)
 
-    def run_order(self, feats, present, order, cache=None) -> ChainCarry:
-        """The chain over one order (per-sample skipping of absent modalities)."""
+    def run_order(self, feats, present, order, cache=None, dense=None) -> ChainCarry:
+        """The chain over one order (per-sample skipping of absent modalities);
+        ``dense`` (computed when None) says every sample has the order's
+        modalities."""
         cache = {} if cache is None else cache
-        dense = bool(present[:, list(order)].all())
+        if dense is None:
+            dense = bool(present[:, list(order)].all())
         carry = self.empty_carry(present)
         for depth, j in enumerate(order):
             carry = self.step(
@@ -330,34 +335,34 @@ class ModalityChainNet(nn.Module):
         )
         need_all = update or fusion_order is not None
         which = range(n) if need_all else (prefix + (j,) if carry is None else (j,))
-        feats, present = self.encode(inputs, which=which, grad=(j,))
+        batch = self.prepare(inputs)
+        complete = batch.complete
+        feats, present = self.encode(batch, which=which, grad=(j,))
         if update:
             # complete rows map every modality against its neighbour in an
             # order; with absent modalities any earlier one can be the
             # predecessor, so every pair is updated
-            complete = bool(present.all())
             orders = (order,) if fusion_order is None else (order, fusion_order)
             pairs = adjacent_pairs(*orders) if complete else None
             self.mapping.update(feats, present, pairs)
         cache: dict = {}
         if carry is None:
             with torch.no_grad():
-                carry = self.run_order(feats, present, prefix, cache)
+                carry = self.run_order(feats, present, prefix, cache, complete or None)
             cache = {}  # entries computed without gradient
         p = present[:, j]
-        dense = bool(present[:, list(prefix) + [j]].all())
+        dense = complete or bool(present[:, list(prefix) + [j]].all())
         if dense and prefix:
             self._project_with_start(feats, prefix[-1], j, cache)
         after = self.step(carry, feats, present, j, prefix, cache, dense)
         states, rows = [after.state if dense else after.state[p]], [p]
         own = p & carry.started
-        if prefix and bool(own.any()):
+        if prefix and (dense or bool(own.any())):
             start = self._start(feats, j, cache)
             states.append(start if dense else start[own])
             rows.append(own)
         if fusion_order is not None:
-            fused = self._fusion_state(feats, present, tuple(fusion_order))
-            complete = len(fusion_order) == n and bool(present.any(dim=1).all())
+            fused = self._fusion_state(feats, present, tuple(fusion_order), complete)
             states.append(fused.state if complete else fused.state[fused.started])
             rows.append(fused.started)
         # one head call for every term
@@ -365,17 +370,18 @@ class ModalityChainNet(nn.Module):
         terms = list(zip(logits, rows))
         return StepOutput(terms, after.detach())
 
-    def _fusion_state(self, feats, present, order) -> ChainCarry:
+    def _fusion_state(self, feats, present, order, complete=False) -> ChainCarry:
         """The chain along ``order`` with gradient into its last step only.
 
         Adapters are frozen and the prefix runs without gradient: the same
         one-step truncation as the alternating steps, so the cell learns to fuse
         any modality into any state the chain produces, at the cost of one step.
+        ``complete`` says every sample has every modality (no masks to check).
         """
         frozen = [f.detach() for f in feats]
         with torch.no_grad():
-            carry = self.run_order(frozen, present, order[:-1])
-        dense = bool(present[:, list(order)].all())
+            carry = self.run_order(frozen, present, order[:-1], None, complete or None)
+        dense = complete or bool(present[:, list(order)].all())
         return self.step(carry, frozen, present, order[-1], order[:-1], {}, dense)
 
     # -- inference --------------------------------------------------------------------

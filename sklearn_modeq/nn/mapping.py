@@ -26,6 +26,13 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def standardise_columns(x: torch.Tensor, eps=1e-8) -> torch.Tensor:
+    """Columns centred over the first axis and scaled to unit norm (0 where a
+    column is constant), so a product of two such matrices is a correlation."""
+    x = x - x.mean(dim=0, keepdim=True)
+    return x * (x * x).sum(dim=0, keepdim=True).clamp_min(eps * eps).rsqrt()
+
+
 def correlation_matrix(xi: torch.Tensor, xj: torch.Tensor, eps=1e-8) -> torch.Tensor:
     """Pearson correlation between the feature columns of two batches (Eq. 9).
 
@@ -40,11 +47,7 @@ def correlation_matrix(xi: torch.Tensor, xj: torch.Tensor, eps=1e-8) -> torch.Te
         ``C[r, q]`` is the correlation between column ``r`` of ``xi`` and column
         ``q`` of ``xj`` over the batch; 0 where a column is constant.
     """
-    xi = xi - xi.mean(dim=0, keepdim=True)
-    xj = xj - xj.mean(dim=0, keepdim=True)
-    ni = xi / xi.norm(dim=0, keepdim=True).clamp_min(eps)
-    nj = xj / xj.norm(dim=0, keepdim=True).clamp_min(eps)
-    return ni.T @ nj
+    return standardise_columns(xi, eps).T @ standardise_columns(xj, eps)
 
 
 def threshold_correlation(c: torch.Tensor, tau: float) -> torch.Tensor:
@@ -89,8 +92,7 @@ def pairwise_correlations(
     batch, n, h = feats.shape
     if bool(present.all()):
         # every row has every modality: one standardisation, one product
-        z = feats - feats.mean(dim=0, keepdim=True)
-        z = (z / z.norm(dim=0, keepdim=True).clamp_min(eps)).reshape(batch, n * h)
+        z = standardise_columns(feats, eps).reshape(batch, n * h)
         corr = (z.T @ z).view(n, h, n, h).permute(0, 2, 1, 3)
         counts = torch.full((n, n), float(batch), device=feats.device)
         return corr, counts
@@ -183,8 +185,7 @@ class CrossModalMapping(nn.Module):
         if bool(present.all()):
             if stacked.shape[0] < 2:
                 return
-            z = stacked - stacked.mean(dim=0, keepdim=True)
-            z = z * (z * z).sum(dim=0, keepdim=True).clamp_min(1e-16).rsqrt()
+            z = standardise_columns(stacked)
             # (pairs, h, batch) @ (pairs, batch, h)
             corr = torch.bmm(z[:, rows].permute(1, 2, 0), z[:, cols].transpose(0, 1))
         else:
