@@ -434,3 +434,8 @@ class NanStandardizer:
                 )
             out[name] = scaled
         return out
+
+
+def take_rows(arrays: Mapping[str, np.ndarray], rows) -> dict[str, np.ndarray]:
+    """The rows ``rows`` (indices or a mask) of every array of a dict."""
+    return {name: value[rows] for name, value in arrays.items()}

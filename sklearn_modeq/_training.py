@@ -562,7 +562,7 @@ class ShapleyScheduler(Callback):
         then the 2**n - 1 subsequences of one order (2**n - 1 trie nodes rather
         than up to ``len(orders) * (2**n - 1)``).
         """
-        if len(orders) <= 6:
+        if len(orders[0]) <= 3:
             return list(orders)
         return [orders[(epoch - 1) % len(orders)]]
 

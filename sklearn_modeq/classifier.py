@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import math
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.model_selection import StratifiedKFold
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseModalityClassifier
 from ._callbacks import check_finite_proba
+from ._data import take_rows
 from ._inference import InferencePlan, candidate_logits, fused_outputs
 from ._threads import limit_torch_threads
 from ._training import AlternatingNet, ShapleyScheduler
@@ -21,6 +25,11 @@ from .nn.combiner import CandidateCombiner, candidate_groups, fit_combiner
 #: Rates at which the combiner's held-out samples are also seen with
 #: modalities removed at random, so its weights serve incomplete samples.
 COMBINER_DROP_RATES = (0.25, 0.5)
+
+#: ``combiner_cv="auto"`` cross-fits the combiner with this many folds when the
+#: validation split has fewer rows than ``CROSS_FIT_BELOW``.
+CROSS_FIT_FOLDS = 5
+CROSS_FIT_BELOW = 100
 
 
 class ShapleyAlternatingClassifier(
@@ -73,6 +82,17 @@ class ShapleyAlternatingClassifier(
         ``"last"``: only the order of the last training epoch (the paper's
         fixed-order analysis, Figure 5). Read at prediction time, so it can be
         switched on a fitted model.
+    combiner_cv : int, "auto" or None, default="auto"
+        Which held-out predictions ``combiner_`` is fitted on. None: the
+        validation split's. An int ``k >= 2``: out-of-fold predictions of ``k``
+        more models with the same settings, each fitted on ``k - 1`` stratified
+        folds of the training data (stacking, as scikit-learn's
+        ``StackingClassifier`` does), which costs ``k`` more fits. ``"auto"``:
+        5 folds when the validation split has fewer than 100 rows (a few
+        held-out samples cannot tell a fused prediction from a single
+        modality's), the validation split otherwise. Folds are capped by the
+        smallest class's count; out-of-core data, and a fit interrupted with
+        Ctrl-C, use the validation split.
     max_orders : int, default=3
         Number of inference orders: every order when there are at most this
         many (2 modalities, or 3 with ``max_orders >= 6``), otherwise a fixed
@@ -157,8 +177,11 @@ class ShapleyAlternatingClassifier(
     combiner_ : CandidateCombiner
         The per-sample weighing of ``inference_order="weighted"``: a bias and a
         confidence slope per kind of candidate (all orders; each modality
-        alone) and a temperature, fitted on the validation split (its prior
-        when ``validation_fraction=0``).
+        alone) and a temperature, fitted on held-out predictions (see
+        ``combiner_cv``; its prior when there are none).
+    combiner_folds_ : int
+        Folds of the cross-fitted combiner; 0 when it was fitted on the
+        validation split (or is its prior).
 
     See Also
     --------
@@ -190,9 +213,10 @@ class ShapleyAlternatingClassifier(
     inference order and each modality alone; ``combiner_`` weighs their logits
     per sample by ``softmax(bias[kind] + slope[kind] * confidence)`` over the
     candidates available to the sample (``confidence``: negative normalised
-    entropy) and divides by a temperature. It is fitted after training on the
-    validation split, as it is and with modalities removed at random, by
-    regularised log-loss. Because the head is linear, ``transform`` returns the
+    entropy) and divides by a temperature. It is fitted after training on
+    held-out predictions (the validation split's, or out-of-fold ones on small
+    data, ``combiner_cv``), as they are and with modalities removed at random,
+    by regularised log-loss. Because the head is linear, ``transform`` returns the
     same weighted combination of states.
 
     References
@@ -230,6 +254,11 @@ class ShapleyAlternatingClassifier(
         "shapley_n_permutations": [Interval(Integral, 1, None, closed="left")],
         "shapley_max_samples": [Interval(Integral, 1, None, closed="left"), None],
         "shapley_min_samples": [Interval(Integral, 1, None, closed="left")],
+        "combiner_cv": [
+            Interval(Integral, 2, None, closed="left"),
+            StrOptions({"auto"}),
+            None,
+        ],
     }
 
     _net_class = AlternatingNet
@@ -249,6 +278,7 @@ class ShapleyAlternatingClassifier(
         mapping=True,
         memory=True,
         inference_order="weighted",
+        combiner_cv="auto",
         max_orders=3,
         shapley_max_exact=6,
         shapley_n_permutations=32,
@@ -275,6 +305,7 @@ class ShapleyAlternatingClassifier(
         self.mapping = mapping
         self.memory = memory
         self.inference_order = inference_order
+        self.combiner_cv = combiner_cv
         self.max_orders = max_orders
         self.shapley_max_exact = shapley_max_exact
         self.shapley_n_permutations = shapley_n_permutations
@@ -319,7 +350,7 @@ class ShapleyAlternatingClassifier(
         ]
 
     def _continue_fit(self, data, y):
-        """Fit the candidate combiner on the validation split (stacking)."""
+        """Fit the candidate combiner on held-out predictions (stacking)."""
         module = self.net_.module_
         module.eval()
         groups, kinds = candidate_groups(module.orders, len(self.modalities_))
@@ -330,12 +361,32 @@ class ShapleyAlternatingClassifier(
         valid = None
         if self.validation_fraction > 0:
             _, valid = self.net_.get_split_datasets(data, y)
-        if valid is None or len(valid) == 0:
+        n_valid = 0 if valid is None else len(valid)
+        self.combiner_folds_ = self._combiner_folds(data, y, n_valid)
+        held_out = None
+        if self.combiner_folds_:
+            try:
+                held_out = self._out_of_fold_candidates(data, y, groups)
+            except KeyboardInterrupt:
+                warnings.warn(
+                    f"{type(self).__name__}: the cross-fitting of the combiner "
+                    "was interrupted; it is fitted on the validation split.",
+                    UserWarning,
+                    stacklevel=4,
+                )
+                self.combiner_folds_ = 0
+        if held_out is None and n_valid:
+            held_out = candidate_logits(
+                self.net_,
+                valid,
+                groups,
+                drop_rates=COMBINER_DROP_RATES,
+                seed=self._seed,
+            )
+        if held_out is None:
             self.combiner_ = CandidateCombiner(kinds, prior).requires_grad_(False)
             return
-        logits, available, y_valid, weights = candidate_logits(
-            self.net_, valid, groups, drop_rates=COMBINER_DROP_RATES, seed=self._seed
-        )
+        logits, available, y_valid, weights = held_out
         self.combiner_ = fit_combiner(
             logits.to(self.net_.device),
             available.to(self.net_.device),
@@ -343,6 +394,57 @@ class ShapleyAlternatingClassifier(
             kinds,
             prior,
             sample_weight=weights,
+        )
+
+    def _combiner_folds(self, data, y, n_valid: int) -> int:
+        """Folds to cross-fit the combiner on (``combiner_cv``); 0 for none."""
+        if (
+            self.combiner_cv is None
+            or not isinstance(data, dict)  # out-of-core: no more passes over it
+            or self._interrupted()
+        ):
+            return 0
+        if self.combiner_cv == "auto":
+            if not 0 < n_valid < CROSS_FIT_BELOW:
+                return 0
+            folds = CROSS_FIT_FOLDS
+        else:
+            folds = self.combiner_cv
+        # every fold must be able to hold every class
+        folds = min(folds, int(np.bincount(y).min()))
+        return folds if folds >= 2 else 0
+
+    def _out_of_fold_candidates(self, data, y, groups):
+        """Candidate logits of every training row from a model fitted without it.
+
+        ``combiner_folds_`` models with this estimator's settings (the same
+        inference orders, so the same candidates) are each fitted on the other
+        folds, silently; they are discarded afterwards. An interruption of
+        any of them ends the cross-fitting (KeyboardInterrupt).
+        """
+        folds = StratifiedKFold(
+            self.combiner_folds_, shuffle=True, random_state=self._seed
+        )
+        parts = []
+        for k, (fit_rows, held_rows) in enumerate(folds.split(np.zeros(len(y)), y)):
+            seed = (self._seed + 1 + k) % (2**31)
+            net = self._build_net(seed, y[fit_rows]).set_params(verbose=0)
+            net.fit(take_rows(data, fit_rows), y[fit_rows])
+            if dict(net.callbacks_)["interrupt_guard"].interrupted_:
+                raise KeyboardInterrupt
+            net.module_.eval()
+            held_out = net.get_dataset(take_rows(data, held_rows), y[held_rows])
+            parts.append(
+                candidate_logits(
+                    net, held_out, groups, drop_rates=COMBINER_DROP_RATES, seed=seed
+                )
+            )
+        logits, available, labels, weights = zip(*parts)
+        return (
+            torch.cat(logits, 1),
+            torch.cat(available, 1),
+            torch.cat(labels),
+            None if weights[0] is None else torch.cat(weights),
         )
 
     def _after_fit(self):

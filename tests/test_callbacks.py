@@ -103,6 +103,8 @@ def test_interrupted_fit_keeps_the_completed_epochs(cls, interrupt_at):
     reference = small(cls, max_epochs=2, validation_fraction=0.25)
     if cls is CRMTClassifier:  # an interrupted stage 1 skips stage 2
         reference.set_params(integration_epochs=0)
+    if cls is ShapleyAlternatingClassifier:  # an interrupted fit does not
+        reference.set_params(combiner_cv=None)  # cross-fit its combiner
     reference.fit(X, y)
     interrupt_at(epoch=3)
     clf = small(cls, max_epochs=5, validation_fraction=0.25)
@@ -116,6 +118,7 @@ def test_interrupted_fit_keeps_the_completed_epochs(cls, interrupt_at):
     else:
         np.testing.assert_allclose(proba, reference.predict_proba(X))
     if cls is ShapleyAlternatingClassifier:
+        assert clf.combiner_folds_ == 0
         assert clf.shapley_history_.shape == (2, 2)
         np.testing.assert_array_equal(clf.shapley_history_, reference.shapley_history_)
         assert clf.order_history_ == reference.order_history_

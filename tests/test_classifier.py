@@ -242,6 +242,68 @@ def test_without_validation_split_the_combiner_keeps_its_prior():
     assert float(clf.combiner_.slope.abs().sum()) == 0.0
 
 
+def test_combiner_cross_fitting_follows_combiner_cv():
+    X, y = imbalanced(n=120)  # a validation split of 24 rows
+    assert small(max_epochs=2).fit(X, y).combiner_folds_ == 5  # "auto"
+    assert small(max_epochs=2, combiner_cv=None).fit(X, y).combiner_folds_ == 0
+    assert small(max_epochs=2, combiner_cv=3).fit(X, y).combiner_folds_ == 3
+    # folds are capped by the smallest class (2 rows of class 2)
+    y_rare = y.copy()
+    y_rare[y == 2] = 0
+    y_rare[[2, 5]] = 2
+    clf = small(max_epochs=1, combiner_cv=4, validation_fraction=0.0)
+    assert clf.fit(X, y_rare).combiner_folds_ == 2
+    X, y = imbalanced(n=600)  # 120 validation rows: the validation split
+    assert small(max_epochs=1).fit(X, y).combiner_folds_ == 0
+
+
+def test_cross_fitted_combiner_sees_each_row_from_a_model_fitted_without_it(
+    monkeypatch,
+):
+    from sklearn_modeq import classifier
+
+    taken = []
+
+    def spy(arrays, rows):
+        taken.append(np.asarray(rows))
+        return take_rows(arrays, rows)
+
+    take_rows = classifier.take_rows
+    monkeypatch.setattr(classifier, "take_rows", spy)
+    X, y = imbalanced(n=90)
+    clf = small(max_epochs=1, combiner_cv=3).fit(X, y)
+    fitted_on, held_out = taken[0::2], taken[1::2]
+    assert len(held_out) == clf.combiner_folds_ == 3
+    for fit_rows, held_rows in zip(fitted_on, held_out):
+        assert not set(fit_rows) & set(held_rows)
+        assert len(fit_rows) + len(held_rows) == len(y)
+    np.testing.assert_array_equal(np.sort(np.concatenate(held_out)), np.arange(90))
+    moved = (clf.combiner_.bias - clf.combiner_.prior_bias).abs().sum()
+    assert float(moved) > 0
+
+
+def test_interrupted_cross_fitting_falls_back_to_the_validation_split(monkeypatch):
+    from sklearn_modeq._training import AlternatingNet
+
+    fit = AlternatingNet.fit
+    calls = []
+
+    def interrupt_the_second_fold(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # the final model, fold 1, then fold 2
+            raise KeyboardInterrupt
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(AlternatingNet, "fit", interrupt_the_second_fold)
+    X, y = imbalanced(n=120)
+    with pytest.warns(
+        UserWarning, match="cross-fitting of the combiner was interrupted"
+    ):
+        clf = small(max_epochs=1, combiner_cv=3).fit(X, y)
+    assert clf.combiner_folds_ == 0
+    assert clf.predict_proba(X).shape == (120, 3)
+
+
 def test_tied_shapley_values_keep_the_previous_order():
     from sklearn_modeq._training import ShapleyScheduler
 

@@ -156,8 +156,9 @@ def test_fit_on_the_lazy_cache_equals_fit_in_memory(extracted):
     X_test, _, _ = load(out, "test")
 
     def model():
+        # the validation split's combiner: out-of-core data never cross-fits it
         return ShapleyAlternatingClassifier(
-            hidden_size=8, max_epochs=3, lr=1e-2, random_state=0
+            hidden_size=8, max_epochs=3, lr=1e-2, random_state=0, combiner_cv=None
         )
 
     lazy = model().fit(view, y)
