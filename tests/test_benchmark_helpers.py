@@ -37,3 +37,26 @@ def test_defaults_table_means_per_task_and_setting():
     first = lines[2].split(" | ")
     assert first[1] == "90.5 ± 0.7" and first[2] == "70.5 ± 0.7"
     assert float(first[3]) == pytest.approx(np.mean([90.5, 70.5]))
+
+
+def test_combiner_cv_report_means_per_data_set_and_setting():
+    from benchmarks.bench_combiner_cv import DATASETS, SETTINGS, report
+
+    records = [
+        {
+            "data": d,
+            "seed": s,
+            "combiner_cv": str(c),
+            "folds": 5 if c else 0,
+            "fit_s": 6.0 if c else 1.0,
+            "accuracy": (0.9 if c else 0.8) + 0.1 * s,
+            "accuracy_50": 0.5,
+            "single": {"a": 0.7 + 0.2 * s, "b": 0.75},
+        }
+        for d in DATASETS
+        for s in range(2)
+        for c in SETTINGS
+    ]
+    row = report(records).splitlines()[4].split(" | ")
+    assert row[0] == f"| {DATASETS[0]}"
+    assert row[1:] == ["5", "85.0 / 50.0", "95.0 / 50.0", "80.0", "1.0 / 6.0 |"]
