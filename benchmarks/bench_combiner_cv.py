@@ -17,19 +17,17 @@ Run: ``python -m benchmarks.bench_combiner_cv [--seeds 5]``.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import warnings
 from pathlib import Path
 
-import joblib
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
 from sklearn_modeq.datasets import drop_modalities
 
-from .bench_outside import views
+from .bench_outside import run_and_write, views
 from .suite.methods import make_method
 from .suite.tasks import TASKS
 
@@ -70,8 +68,7 @@ def run(name: str, seed: int, combiner_cv) -> dict:
         "accuracy": float(np.mean(model.predict(X_test) == y_test)),
         "accuracy_50": float(np.mean(model.predict(missing) == y_test)),
         "single": {
-            k: float(np.mean(model.predict({k: X_test[k]}) == y_test))
-            for k in X_test
+            k: float(np.mean(model.predict({k: X_test[k]}) == y_test)) for k in X_test
         },
     }
 
@@ -115,13 +112,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "combiner_cv.md")
     args = parser.parse_args(argv)
     jobs = [(d, s, c) for d in DATASETS for s in range(args.seeds) for c in SETTINGS]
-    records = joblib.Parallel(n_jobs=args.n_jobs)(
-        joblib.delayed(run)(*job) for job in jobs
-    )
-    text = report(records)
-    print(text)
-    args.out.write_text(text)
-    args.out.with_suffix(".json").write_text(json.dumps(records, indent=1))
+    run_and_write(run, jobs, report, args.out, args.n_jobs)
 
 
 if __name__ == "__main__":

@@ -120,6 +120,16 @@ def report(records) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_and_write(run, jobs, report, out: Path, n_jobs: int) -> None:
+    """``run(*job)`` for every job in parallel; print ``report(records)`` and
+    write it to ``out`` (Markdown), the records beside it (JSON)."""
+    records = joblib.Parallel(n_jobs=n_jobs)(joblib.delayed(run)(*job) for job in jobs)
+    text = report(records)
+    print(text)
+    out.write_text(text)
+    out.with_suffix(".json").write_text(json.dumps(records, indent=1))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
@@ -127,13 +137,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "outside.md")
     args = parser.parse_args(argv)
     jobs = [(d, s, m) for d in DATASETS for s in range(args.seeds) for m in METHODS]
-    records = joblib.Parallel(n_jobs=args.n_jobs)(
-        joblib.delayed(run)(*job) for job in jobs
-    )
-    text = report(records)
-    print(text)
-    args.out.write_text(text)
-    args.out.with_suffix(".json").write_text(json.dumps(records, indent=1))
+    run_and_write(run, jobs, report, args.out, args.n_jobs)
 
 
 if __name__ == "__main__":
