@@ -38,4 +38,6 @@ def imbalanced(n=120, seed=0, strong=2.5, weak=0.4):
 def small(cls, **kwargs):
     """``cls`` with a small, fast configuration (overridden by ``kwargs``)."""
     params = dict(hidden_size=8, max_epochs=3, lr=1e-2, random_state=0)
+    if "combiner_cv" in cls().get_params():
+        params["combiner_cv"] = None  # no cross-fitted combiner on toy data
     return cls(**{**params, **kwargs})

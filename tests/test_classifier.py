@@ -30,7 +30,10 @@ def imbalanced(n=240, seed=0, strong=2.5, weak=0.4):
 
 
 def small(**kwargs):
+    # the validation split's combiner: cross-fitting it, tested on its own
+    # below, would fit 5 more models on data this small
     params = dict(hidden_size=16, max_epochs=4, lr=5e-3, random_state=0)
+    params["combiner_cv"] = None
     return ShapleyAlternatingClassifier(**{**params, **kwargs})
 
 
@@ -244,7 +247,8 @@ def test_without_validation_split_the_combiner_keeps_its_prior():
 
 def test_combiner_cross_fitting_follows_combiner_cv():
     X, y = imbalanced(n=120)  # a validation split of 24 rows
-    assert small(max_epochs=2).fit(X, y).combiner_folds_ == 5  # "auto"
+    assert ShapleyAlternatingClassifier().get_params()["combiner_cv"] == "auto"
+    assert small(max_epochs=2, combiner_cv="auto").fit(X, y).combiner_folds_ == 5
     assert small(max_epochs=2, combiner_cv=None).fit(X, y).combiner_folds_ == 0
     assert small(max_epochs=2, combiner_cv=3).fit(X, y).combiner_folds_ == 3
     # folds are capped by the smallest class (2 rows of class 2)
@@ -254,7 +258,7 @@ def test_combiner_cross_fitting_follows_combiner_cv():
     clf = small(max_epochs=1, combiner_cv=4, validation_fraction=0.0)
     assert clf.fit(X, y_rare).combiner_folds_ == 2
     X, y = imbalanced(n=600)  # 120 validation rows: the validation split
-    assert small(max_epochs=1).fit(X, y).combiner_folds_ == 0
+    assert small(max_epochs=1, combiner_cv="auto").fit(X, y).combiner_folds_ == 0
 
 
 def test_cross_fitted_combiner_sees_each_row_from_a_model_fitted_without_it(

@@ -20,7 +20,7 @@ def data(n=30, seed=0):
 
 
 def small(**kwargs):
-    params = dict(hidden_size=4, max_epochs=1, random_state=0)
+    params = dict(hidden_size=4, max_epochs=1, random_state=0, combiner_cv=None)
     return ShapleyAlternatingClassifier(**{**params, **kwargs})
 
 

@@ -37,7 +37,12 @@ NAMING = ("X[", "X ", "X:", "y ", "row ", "sample ", "modality", "parameter")
 
 def tiny(**params):
     return ShapleyAlternatingClassifier(
-        hidden_size=4, max_epochs=1, batch_size=16, random_state=0, **params
+        hidden_size=4,
+        max_epochs=1,
+        batch_size=16,
+        random_state=0,
+        combiner_cv=None,
+        **params,
     )
 
 

@@ -28,7 +28,12 @@ def small_problem():
 
 def small_estimator(**params):
     return ShapleyAlternatingClassifier(
-        hidden_size=8, max_epochs=3, batch_size=16, random_state=0, **params
+        hidden_size=8,
+        max_epochs=3,
+        batch_size=16,
+        random_state=0,
+        combiner_cv=None,
+        **params,
     )
 
 

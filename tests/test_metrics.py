@@ -70,7 +70,7 @@ def fitted():
     X, y = oracle_data(seed=1)
     X["a"] = X["a"] + np.random.RandomState(1).normal(scale=0.2, size=X["a"].shape)
     clf = ShapleyAlternatingClassifier(
-        hidden_size=8, max_epochs=10, lr=1e-2, random_state=0
+        hidden_size=8, max_epochs=10, lr=1e-2, random_state=0, combiner_cv=None
     )
     return clf.fit(X, y), X, y
 

@@ -227,7 +227,7 @@ def test_feature_distribution_of_transform_outputs():
 
     X, y = make_imbalanced_modalities(n_samples=90, dims=(4, 3), random_state=0)
     clf = ShapleyAlternatingClassifier(
-        hidden_size=8, max_epochs=2, lr=1e-2, random_state=0
+        hidden_size=8, max_epochs=2, lr=1e-2, random_state=0, combiner_cv=None
     ).fit(X, y)
     states = {m: clf.transform({m: X[m]}) for m in clf.modalities_}
     states["fused"] = clf.transform(X)
