@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from sklearn_modeq.datasets import drop_modalities
 
-from .bench_outside import run_and_write, views
+from .bench_outside import run_and_write
+from .bench_outside import split as outside_split
 from .suite.methods import make_method
 from .suite.tasks import TASKS
 
@@ -41,12 +41,7 @@ def split(name: str, seed: int):
     if name in TASKS:
         task = TASKS[name]
         return (*task.split(seed), task.epochs)
-    X, y = views(name)
-    dev, test = train_test_split(
-        np.arange(len(y)), test_size=0.25, stratify=y, random_state=seed
-    )
-    take = lambda rows: {k: v[rows] for k, v in X.items()}  # noqa: E731
-    return take(dev), take(test), y[dev], y[test], 150 if "wine" in name else 40
+    return outside_split(name, seed)
 
 
 def run(name: str, seed: int, combiner_cv) -> dict:

@@ -29,6 +29,7 @@ import torch
 from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 from sklearn.model_selection import train_test_split
 
+from sklearn_modeq._data import take_rows
 from sklearn_modeq.datasets import drop_modalities
 
 from .suite.methods import make_method
@@ -71,29 +72,35 @@ def views(name: str):
     return out, y
 
 
-def run(name: str, seed: int, method: str) -> dict:
-    torch.set_num_threads(1)  # jobs run side by side
+def split(name: str, seed: int):
+    """``(X_dev, X_test, y_dev, y_test, epochs)`` of dataset ``name``: a seeded,
+    stratified 25% test split, and the epochs every neural method gets."""
     X, y = views(name)
     dev, test = train_test_split(
         np.arange(len(y)), test_size=0.25, stratify=y, random_state=seed
     )
-    X_dev = {k: v[dev] for k, v in X.items()}
-    X_test = {k: v[test] for k, v in X.items()}
-    model = make_method(method, 150 if name.startswith("wine") else 40, seed)
+    epochs = 150 if name.startswith("wine") else 40
+    return take_rows(X, dev), take_rows(X, test), y[dev], y[test], epochs
+
+
+def run(name: str, seed: int, method: str) -> dict:
+    torch.set_num_threads(1)  # jobs run side by side
+    X_dev, X_test, y_dev, y_test, epochs = split(name, seed)
+    model = make_method(method, epochs, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model.fit(X_dev, y[dev])
+        model.fit(X_dev, y_dev)
     missing = drop_modalities(X_test, 0.5, random_state=1000 + seed)
     record = {
         "data": name,
         "seed": seed,
         "method": method,
-        "accuracy": float(np.mean(model.predict(X_test) == y[test])),
-        "accuracy_50": float(np.mean(model.predict(missing) == y[test])),
+        "accuracy": float(np.mean(model.predict(X_test) == y_test)),
+        "accuracy_50": float(np.mean(model.predict(missing) == y_test)),
     }
     if method == "Ours":
         record["single"] = {
-            k: float(np.mean(model.predict({k: X_test[k]}) == y[test])) for k in X
+            k: float(np.mean(model.predict({k: X_test[k]}) == y_test)) for k in X_test
         }
     return record
 

@@ -22,6 +22,7 @@ from functools import cache
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from sklearn_modeq._data import take_rows
 from sklearn_modeq.datasets import (
     load_digits_views,
     load_multiple_features,
@@ -56,8 +57,7 @@ class Task:
         dev, test = train_test_split(
             np.arange(len(y)), test_size=self.test_size, stratify=y, random_state=seed
         )
-        take = lambda rows: {k: v[rows] for k, v in X.items()}  # noqa: E731
-        return take(dev), take(test), y[dev], y[test]
+        return take_rows(X, dev), take_rows(X, test), y[dev], y[test]
 
 
 MFEAT_2 = ("pixel", "morphological")

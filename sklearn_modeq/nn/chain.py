@@ -344,7 +344,7 @@ class ModalityChainNet(nn.Module):
             # predecessor, so every pair is updated
             orders = (order,) if fusion_order is None else (order, fusion_order)
             pairs = adjacent_pairs(*orders) if complete else None
-            self.mapping.update(feats, present, pairs)
+            self.mapping.update(feats, present, pairs, complete)
         cache: dict = {}
         if carry is None:
             with torch.no_grad():

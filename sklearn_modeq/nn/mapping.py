@@ -158,6 +158,7 @@ class CrossModalMapping(nn.Module):
         feats: Sequence[torch.Tensor],
         present: torch.Tensor,
         pairs: Sequence[tuple[int, int]] | None = None,
+        complete: bool | None = None,
     ) -> None:
         """Fold one batch into the running correlations of ``pairs``.
 
@@ -173,6 +174,8 @@ class CrossModalMapping(nn.Module):
         present : Tensor of shape (batch, n), bool
         pairs : sequence of (int, int) or None
             Ordered pairs to update; None updates every pair.
+        complete : bool or None
+            Whether every row has every modality (checked when None).
         """
         n = len(feats)
         if pairs is None:
@@ -182,7 +185,7 @@ class CrossModalMapping(nn.Module):
         device = self.running.device
         rows, cols = (torch.tensor(c, device=device) for c in zip(*sorted(set(pairs))))
         stacked = torch.stack([f.detach() for f in feats], dim=1)
-        if bool(present.all()):
+        if bool(present.all()) if complete is None else complete:
             if stacked.shape[0] < 2:
                 return
             z = standardise_columns(stacked)
