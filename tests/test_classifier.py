@@ -509,6 +509,32 @@ def test_shapley_values_are_evaluated_less_often_once_the_order_is_stable():
     assert all(scheduler._evaluates(three, e) for e in range(1, 31))
 
 
+def test_shapley_pass_uses_one_inference_order_above_three_modalities(monkeypatch):
+    # issue 13: at 4+ modalities the coalitions' chains are the subsequences of
+    # one order (the first inference order, every epoch), not of all of them
+    from sklearn_modeq.nn.chain import ModalityChainNet
+
+    seen = []
+    coalition_groups = ModalityChainNet.coalition_groups
+
+    def spy(self, subsets, orders=None):
+        if orders is not None:
+            seen.append((len(self.modalities), [tuple(o) for o in orders], self.orders))
+        return coalition_groups(self, subsets, orders)
+
+    monkeypatch.setattr(ModalityChainNet, "coalition_groups", spy)
+    rng = np.random.RandomState(0)
+    X, y = imbalanced(n=90)
+    small(max_epochs=2).fit(X, y)
+    X["third"] = rng.normal(size=(90, 3))
+    X["fourth"] = rng.normal(size=(90, 2))
+    small(max_epochs=2).fit(X, y)
+    by_n = {n: (orders, inference) for n, orders, inference in seen}
+    assert by_n[2][0] == [tuple(o) for o in by_n[2][1]]
+    orders, inference = by_n[4]
+    assert len(inference) == 3 and orders == [tuple(inference[0])]
+
+
 def test_skipped_evaluations_repeat_the_last_values():
     rng = np.random.RandomState(0)
     X, y = imbalanced(n=160)
