@@ -206,6 +206,25 @@ def test_chain_starts_with_the_cell_on_a_zero_state():
     torch.testing.assert_close(cell.start(x), cell(torch.zeros(5, 3), x))
 
 
+def test_a_start_needs_only_the_input_and_output_gates():
+    # inference projects a chain start with the i and o rows of W_x alone;
+    # training (with gradient) uses the full product: both give one state
+    torch.manual_seed(0)
+    cell = MemoryCell(4)
+    x = torch.randn(6, 4)
+    assert cell.project_start(x).shape == (6, 8)
+    torch.testing.assert_close(
+        cell.start_projected(x, cell.project_start(x)),
+        cell.start_projected(x, cell.project_input(x)),
+    )
+    net = train_a_little(make_net(), (0, 1))
+    x = inputs(5)
+    with torch.no_grad():
+        states, _ = net.group_states(x, [[(0,)], [(1, 0)]])
+    states_with_grad, _ = net.group_states(x, [[(0,)], [(1, 0)]])
+    torch.testing.assert_close(states, states_with_grad.detach())
+
+
 # -- the chain -----------------------------------------------------------------------------
 def test_chain_of_two_by_hand():
     torch.manual_seed(0)

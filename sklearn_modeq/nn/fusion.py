@@ -56,19 +56,27 @@ class MemoryCell(nn.Module):
         memory = torch.addcmul(forget * state, inp, xhat)
         return out * torch.tanh(memory)
 
+    def project_start(self, x: torch.Tensor) -> torch.Tensor:
+        """The input and output gates' share of :meth:`project_input`, shape
+        (batch, 2h): all a chain start needs (the forget gate multiplies a zero
+        state), at two thirds of the product."""
+        h = self.hidden_size
+        return torch.addmm(self.bias[h:], x, self.weight_input[h:].T)
+
     def start_projected(self, xhat, projected):
         """The cell applied to a zero state: ``o * tanh(i * xhat)``.
 
         Every chain starts here, so a one-modality state and a fused state come
-        out of the same cell, on the same scale, for the shared head. (The
-        forget gate multiplies the zero state; its third of ``projected`` is
-        unused.)
+        out of the same cell, on the same scale, for the shared head.
+        ``projected`` is :meth:`project_start` or :meth:`project_input` (whose
+        forget-gate third is then unused).
         """
-        _, inp, out = projected.sigmoid().chunk(3, dim=1)
+        gates = projected[:, -2 * self.hidden_size :].sigmoid()
+        inp, out = gates.chunk(2, dim=1)
         return out * torch.tanh(inp * xhat)
 
     def start(self, xhat: torch.Tensor) -> torch.Tensor:
-        return self.start_projected(xhat, self.project_input(xhat))
+        return self.start_projected(xhat, self.project_start(xhat))
 
     def forward(self, state: torch.Tensor, xhat: torch.Tensor) -> torch.Tensor:
         return self.fuse_projected(state, xhat, self.project_input(xhat))
@@ -82,6 +90,9 @@ class AdditiveFusion(nn.Module):
 
     def fuse_projected(self, state, xhat, projected):
         return state + xhat
+
+    def project_start(self, x: torch.Tensor) -> None:
+        return None
 
     def start_projected(self, xhat, projected):
         return xhat
