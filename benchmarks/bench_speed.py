@@ -22,7 +22,7 @@ Measures, on the same data and the same number of epochs:
 3. the FLOP/s reached by ``predict_proba`` (default weighted inference)
    relative to a plain torch matmul of the same shape class, measured in the
    same run. The model's FLOPs are the ones it executes, counted analytically:
-   adapters; per chain start one input-gate product; per ordered (predecessor,
+   adapters; per chain start the input and output gates' product; per ordered (predecessor,
    modality) pair one mapping and one input-gate product (shared by all orders
    through that pair); per fusion step of the candidates' trie one state-gate
    product (shared prefixes counted once); the head on every candidate.
@@ -183,7 +183,8 @@ def hybrid_flops(model, batch: int) -> float:
     per_pair = 2 * batch * h * h  # mapping X_j @ C.T
     if memory:
         per_pair += 2 * batch * h * (3 * h)  # W_x xhat, reused by every order
-        flops += starts * 2 * batch * h * (3 * h)  # W_x x_j of each chain start
+        # W_x x_j of each chain start: the i and o gates' rows only
+        flops += starts * 2 * batch * h * (2 * h)
         flops += steps * 2 * batch * h * (3 * h)  # W_s state at each fusion step
     flops += pairs * per_pair
     # the head on every candidate's state
