@@ -73,11 +73,14 @@ def test_threading_workers_fit_with_one_thread(monkeypatch):
 
 
 def test_workers_get_more_threads_when_told(monkeypatch):
-    if torch.get_num_threads() < 2:
-        pytest.skip("torch runs one thread here")
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    with parallel_config(backend="threading"):
-        assert all(during == [2, 2] for _, during, _ in run())
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)  # the caller allows two (pytest-xdist sets one)
+        with parallel_config(backend="threading"):
+            assert all(during == [2, 2] for _, during, _ in run())
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_a_fit_outside_workers_keeps_the_callers_setting():
