@@ -101,7 +101,10 @@ class ShapleyAlternatingClassifier(
         is the paper's exhaustive average for up to 6 modalities.
     shapley_max_exact : int, default=6
         Exact Shapley values (all ``2**n`` coalitions) up to this many
-        modalities; Monte-Carlo permutation sampling above.
+        modalities; Monte-Carlo permutation sampling above. A coalition's
+        accuracy is that of the model restricted to it, averaging the
+        restrictions of the inference orders (of the first one alone above 3
+        modalities, where the coalitions' chains then share its prefixes).
     shapley_n_permutations : int, default=32
         Permutations sampled (in antithetic pairs) above ``shapley_max_exact``.
     shapley_max_samples : int or None, default=None
