@@ -22,8 +22,8 @@ Measures, on the same data and the same number of epochs:
 3. the FLOP/s reached by ``predict_proba`` (default weighted inference)
    relative to a plain torch matmul of the same shape class, measured in the
    same run. The model's FLOPs are the ones it executes, counted analytically:
-   adapters; per chain start the input and output gates' product; per ordered (predecessor,
-   modality) pair one mapping and one input-gate product (shared by all orders
+   adapters; per chain start the input and output gates' product; per ordered
+   (predecessor, modality) pair one mapping and one input-gate product (shared by all orders
    through that pair); per fusion step of the candidates' trie one state-gate
    product (shared prefixes counted once); the head on every candidate.
 

@@ -454,8 +454,7 @@ class ShapleyScheduler(Callback):
     Above three modalities (where the ``2**n`` coalitions cost most of the
     validation pass) a coalition's accuracy is that of the restriction of one
     inference order (:meth:`_shapley_orders`), and with ``order="shapley"`` the
-    values are not
-    recomputed after every epoch once the order is stable: after two
+    values are not recomputed after every epoch once the order is stable: after two
     evaluations that leave the order unchanged the interval between evaluations
     doubles, up to every 8th epoch, and it falls back to every epoch as soon as
     an evaluation changes the order. An epoch without evaluation records the

@@ -32,8 +32,9 @@ def imbalanced(n=240, seed=0, strong=2.5, weak=0.4):
 def small(**kwargs):
     # the validation split's combiner: cross-fitting it, tested on its own
     # below, would fit 5 more models on data this small
-    params = dict(hidden_size=16, max_epochs=4, lr=5e-3, random_state=0)
-    params["combiner_cv"] = None
+    params = dict(
+        hidden_size=16, max_epochs=4, lr=5e-3, random_state=0, combiner_cv=None
+    )
     return ShapleyAlternatingClassifier(**{**params, **kwargs})
 
 

@@ -29,8 +29,10 @@ def cache(tmp_path):
 
 
 def small(**kwargs):
-    params = dict(hidden_size=8, max_epochs=3, lr=1e-2, random_state=0)
-    params["combiner_cv"] = None  # what out-of-core data uses anyway
+    # combiner_cv=None: what out-of-core data uses anyway
+    params = dict(
+        hidden_size=8, max_epochs=3, lr=1e-2, random_state=0, combiner_cv=None
+    )
     return ShapleyAlternatingClassifier(**{**params, **kwargs})
 
 
