@@ -59,14 +59,7 @@ class MemoryCell(nn.Module):
     def project_start(self, x: torch.Tensor) -> torch.Tensor:
         """The input and output gates' share of :meth:`project_input`, shape
         (batch, 2h): all a chain start needs (the forget gate multiplies a zero
-        state), at two thirds of the product.
-
-        While the weights are trained it is :meth:`project_input` itself
-        (batch, 3h): the backward of a weight slice would allocate a full-size
-        gradient per use. :meth:`start_projected` reads either.
-        """
-        if torch.is_grad_enabled() and self.weight_input.requires_grad:
-            return self.project_input(x)
+        state), at two thirds of the product."""
         h = self.hidden_size
         return torch.addmm(self.bias[h:], x, self.weight_input[h:].T)
 
