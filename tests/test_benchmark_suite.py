@@ -22,7 +22,7 @@ from benchmarks.suite.methods import (  # noqa: E402
     REFERENCES,
     make_method,
 )
-from benchmarks.suite.report import label_free_table  # noqa: E402
+from benchmarks.suite.report import label_free_table, paired_margin  # noqa: E402
 from benchmarks.suite.tasks import TASKS, _load, shuffled_rows  # noqa: E402
 
 
@@ -153,6 +153,18 @@ def test_label_free_table_compares_fused_with_the_best_modality():
             "gap": "+1.0",
         },
     ]
+
+
+def test_paired_margin_is_the_mean_difference_with_its_standard_error():
+    ours = pd.Series([0.90, 0.95, 0.80], index=[0, 1, 2])
+    other = pd.Series([0.85, 0.95, 0.75, 0.99], index=[0, 1, 2, 3])  # seed 3 unpaired
+    margin, se = paired_margin(ours, other)
+    diff = np.array([0.05, 0.0, 0.05])
+    assert margin == pytest.approx(diff.mean())
+    assert se == pytest.approx(diff.std(ddof=1) / np.sqrt(3))
+    # the same shift on every seed: the split's effect cancels, no spread
+    assert paired_margin(ours, ours - 0.1) == pytest.approx((0.1, 0.0))
+    assert np.isnan(paired_margin(ours.iloc[:1], other)[1])
 
 
 def test_a_job_restores_the_callers_torch_threads():
