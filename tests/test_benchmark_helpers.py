@@ -60,3 +60,28 @@ def test_combiner_cv_report_means_per_data_set_and_setting():
     row = report(records).splitlines()[4].split(" | ")
     assert row[0] == f"| {DATASETS[0]}"
     assert row[1:] == ["5", "85.0 / 50.0", "95.0 / 50.0", "80.0", "1.0 / 6.0 |"]
+
+
+def test_outside_margins_are_paired_over_seeds():
+    pytest.importorskip("pandas")
+    from benchmarks.bench_outside import DATASETS, METHODS, margins_table
+
+    records = []
+    for name in DATASETS:
+        for seed in range(3):
+            for method in METHODS:
+                # MLA is best by mean and Ours trails it by exactly 1 point
+                # on every seed; the seeds move every method alike
+                acc = 0.9 + 0.01 * seed - 0.02 * (method not in ("Ours", "MLA"))
+                acc -= 0.01 * (method == "Ours")
+                record = {"data": name, "seed": seed, "method": method}
+                record["accuracy"] = record["accuracy_50"] = acc
+                if method == "Ours":
+                    record["single"] = {"a": acc - 0.05, "b": acc - 0.10 * seed}
+                records.append(record)
+    rows = margins_table(records).splitlines()[4:]
+    assert len(rows) == len(DATASETS)
+    cells = rows[0].strip("| ").split(" | ")
+    assert cells[1] == cells[2] == "-1.0 ± 0.0 (MLA)"
+    # view "a" is best by mean (b loses 10 points a seed)
+    assert cells[3] == "+5.0 ± 0.0 (a)"
