@@ -85,3 +85,28 @@ def test_outside_margins_are_paired_over_seeds():
     assert cells[1] == cells[2] == "-1.0 ± 0.0 (MLA)"
     # view "a" is best by mean (b loses 10 points a seed)
     assert cells[3] == "+5.0 ± 0.0 (a)"
+
+
+def test_label_free_report_pairs_whole_and_informative_fits():
+    pytest.importorskip("pandas")
+    from benchmarks.bench_label_free import METHODS, report
+
+    records = [
+        {
+            "task": "mfeat-pix+2noise",
+            "seed": seed,
+            "method": method,
+            "informative_only": only,
+            # the label-free views cost 1 point on every seed, whatever the split
+            "fused": 0.95 + 0.01 * seed - 0.01 * (not only),
+            "alone": {"pixel": 0.94 + 0.01 * seed},
+        }
+        for seed in range(3)
+        for method in METHODS
+        for only in (False, True)
+    ]
+    rows = [r for r in report(records).splitlines() if r.startswith("| Ours |")]
+    assert rows == [
+        "| Ours | pixel alone | 95.00 | 95.00 | +0.00 ± 0.00 |",
+        "| Ours | fused | 95.00 | 96.00 | -1.00 ± 0.00 |",
+    ]
