@@ -11,12 +11,11 @@ those benchmarks. It prints fused test accuracy with every view and with half of
 the test views removed, our best single view (mean over seeds of the view best
 on average), and the fit time of each.
 
-Run: ``python -m benchmarks.bench_combiner_cv [--seeds 5]``.
+Run: ``python -m benchmarks.bench_combiner_cv [--seeds 5] [--report-only]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 import warnings
 from pathlib import Path
@@ -26,7 +25,7 @@ import torch
 
 from sklearn_modeq.datasets import drop_modalities
 
-from .bench_outside import run_and_write
+from .bench_outside import records_parser, run_or_rewrite
 from .bench_outside import split as outside_split
 from .suite.methods import make_method
 from .suite.tasks import TASKS
@@ -101,13 +100,9 @@ def report(records) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--n-jobs", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=RESULTS / "combiner_cv.md")
-    args = parser.parse_args(argv)
+    args = records_parser(__doc__, 5, RESULTS / "combiner_cv.md").parse_args(argv)
     jobs = [(d, s, c) for d in DATASETS for s in range(args.seeds) for c in SETTINGS]
-    run_and_write(run, jobs, report, args.out, args.n_jobs)
+    run_or_rewrite(run, jobs, report, args)
 
 
 if __name__ == "__main__":

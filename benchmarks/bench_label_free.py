@@ -17,8 +17,6 @@ Run: ``python -m benchmarks.bench_label_free [--seeds 10] [--out PATH]
 
 from __future__ import annotations
 
-import argparse
-import json
 import warnings
 from pathlib import Path
 
@@ -26,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .bench_outside import run_and_write
+from .bench_outside import records_parser, run_or_rewrite
 from .suite.methods import make_method
 from .suite.report import paired_margin
 from .suite.tasks import TASKS
@@ -124,25 +122,13 @@ def report(records) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--n-jobs", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=RESULTS / "label_free.md")
+    parser = records_parser(__doc__, 10, RESULTS / "label_free.md")
     parser.add_argument(
         "--tasks",
         default=",".join(LABEL_FREE_TASKS),
         help="comma-separated tasks with label-free views",
     )
-    parser.add_argument(
-        "--report-only",
-        action="store_true",
-        help="rewrite the Markdown from the JSON records beside --out",
-    )
     args = parser.parse_args(argv)
-    if args.report_only:
-        records = json.loads(args.out.with_suffix(".json").read_text())
-        args.out.write_text(report(records))
-        return
     tasks = args.tasks.split(",")
     unknown = sorted(set(tasks) - set(LABEL_FREE_TASKS))
     if unknown:
@@ -154,7 +140,7 @@ def main(argv=None) -> None:
         for m in METHODS
         for only in (False, True)
     ]
-    run_and_write(run, jobs, report, args.out, args.n_jobs)
+    run_or_rewrite(run, jobs, report, args)
 
 
 if __name__ == "__main__":

@@ -178,23 +178,35 @@ def run_and_write(run, jobs, report, out: Path, n_jobs: int) -> None:
     out.with_suffix(".json").write_text(json.dumps(records, indent=1))
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
+def records_parser(doc: str, seeds: int, out: Path) -> argparse.ArgumentParser:
+    """The options of a benchmark that writes Markdown and JSON records with
+    :func:`run_and_write`: ``--seeds``, ``--n-jobs``, ``--out``, ``--report-only``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=seeds)
     parser.add_argument("--n-jobs", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=RESULTS / "outside.md")
+    parser.add_argument("--out", type=Path, default=out)
     parser.add_argument(
         "--report-only",
         action="store_true",
         help="rewrite the Markdown from the JSON records beside --out",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run_or_rewrite(run, jobs, report, args) -> None:
+    """:func:`run_and_write`, or with ``--report-only`` only ``report`` of the
+    records already beside ``--out``."""
     if args.report_only:
         records = json.loads(args.out.with_suffix(".json").read_text())
         args.out.write_text(report(records))
         return
-    jobs = [(d, s, m) for d in DATASETS for s in range(args.seeds) for m in METHODS]
     run_and_write(run, jobs, report, args.out, args.n_jobs)
+
+
+def main(argv=None) -> None:
+    args = records_parser(__doc__, 3, RESULTS / "outside.md").parse_args(argv)
+    jobs = [(d, s, m) for d in DATASETS for s in range(args.seeds) for m in METHODS]
+    run_or_rewrite(run, jobs, report, args)
 
 
 if __name__ == "__main__":
