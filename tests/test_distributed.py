@@ -172,6 +172,30 @@ def test_accelerate_one_process_equals_the_plain_fit(cpu_accelerator, alternatio
     np.testing.assert_array_equal(fast.predict_proba(X), plain.predict_proba(X))
 
 
+def test_accelerate_cross_fits_the_combiner_as_the_plain_fit(
+    cpu_accelerator, monkeypatch
+):
+    # combiner_cv=2 fits two more nets inside fit: they go through Accelerate too
+    X, y = small_problem()
+    plain = small_estimator(lr=3e-2).set_params(combiner_cv=2).fit(X, y)
+    built = []
+    initialize = AcceleratedAlternatingNet.initialize
+
+    def spy(net):
+        built.append(net)
+        return initialize(net)
+
+    monkeypatch.setattr(AcceleratedAlternatingNet, "initialize", spy)
+    fast = make_accelerated(
+        small_estimator(lr=3e-2).set_params(combiner_cv=2), cpu_accelerator
+    ).fit(X, y)
+    assert len(built) == 3  # the model and one per fold
+    assert fast.combiner_folds_ == plain.combiner_folds_ == 2
+    for name, value in plain.combiner_.state_dict().items():
+        np.testing.assert_array_equal(fast.combiner_.state_dict()[name], value)
+    np.testing.assert_array_equal(fast.predict_proba(X), plain.predict_proba(X))
+
+
 def test_accelerated_estimator_is_silent_unless_verbose(cpu_accelerator, capsys):
     X, y = small_problem()
     make_accelerated(small_estimator(), cpu_accelerator).fit(X, y)
