@@ -20,7 +20,7 @@ from skorch.utils import to_tensor
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from ._data import SAMPLE_WEIGHT_KEY
-from .shapley import ShapleyPlan, members
+from .shapley import ShapleyPlan, members, shapley_standard_errors
 
 
 class ModalityDataset(torch.utils.data.Dataset):
@@ -461,7 +461,9 @@ class ShapleyScheduler(Callback):
     last values again and ``shapley_evaluated=False``.
 
     Records per epoch in the history: ``train_order`` (the order this epoch
-    trained), ``shapley`` (values per modality, declaration order), ``phi`` (the
+    trained), ``shapley`` (values per modality, declaration order),
+    ``shapley_se`` (their standard errors over the validation rows: each value
+    is a mean of per-row contributions), ``phi`` (the
     same as a short string for the log), ``shapley_evaluated``,
     ``subset_accuracy`` (``{mask: accuracy}``) and ``shapley_dur`` (seconds
     spent after the epoch). When the evaluation set is the whole validation
@@ -512,7 +514,7 @@ class ShapleyScheduler(Callback):
         self.next_evaluation_ = 1
         self.interval_ = 1
         self.stable_ = 0
-        self.last_ = None  # (phi, subset accuracy) of the last evaluation
+        self.last_ = None  # (phi, subset accuracy, standard errors), last evaluation
         return self
 
     def _evaluates(self, net, epoch: int) -> bool:
@@ -597,8 +599,8 @@ class ShapleyScheduler(Callback):
         tic = time.perf_counter()
         net.history.record("shapley_evaluated", self.evaluates_)
         if not self.evaluates_:
-            phi, accuracy = self.last_
-            self._record(net, phi, accuracy)
+            phi, accuracy, se = self.last_
+            self._record(net, phi, accuracy, se)
             net.history.record("shapley_dur", time.perf_counter() - tic)
             return
         plan, masks = self.plan_, self.masks_
@@ -618,20 +620,24 @@ class ShapleyScheduler(Callback):
             )
         if hasattr(net, "shared_subsets_"):
             net.shared_subsets_, net.shared_predictions_ = None, []
+        n_rows = len(y_true)
         y_pred, y_true = self._pool(y_pred, y_true)
-        accuracy = {0: float(np.mean(y_true == self.majority_class))}
-        accuracy.update({m: float(np.mean(p == y_true)) for m, p in zip(masks, y_pred)})
+        correct = {0: y_true == self.majority_class}
+        correct.update({m: p == y_true for m, p in zip(masks, y_pred)})
+        accuracy = {m: float(np.mean(c)) for m, c in correct.items()}
         phi = plan.shapley(accuracy)
-        self.last_ = (phi, accuracy)
-        self._record(net, phi, accuracy)
+        _, se = shapley_standard_errors(plan, correct, n_independent=n_rows)
+        self.last_ = (phi, accuracy, se)
+        self._record(net, phi, accuracy, se)
         previous = list(net.training_order_)
         net.training_order_ = self._next_order(phi, previous)
         self._schedule_next(len(net.history), net.training_order_ != previous)
         net.history.record("shapley_dur", time.perf_counter() - tic)
 
     @staticmethod
-    def _record(net, phi, accuracy):
+    def _record(net, phi, accuracy, se):
         net.history.record("shapley", phi.tolist())
+        net.history.record("shapley_se", se.tolist())
         net.history.record(
             "phi",
             " ".join(f"{name}:{v:.3f}" for name, v in zip(net.module_.modalities, phi)),

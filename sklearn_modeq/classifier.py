@@ -168,7 +168,9 @@ class ShapleyAlternatingClassifier(
         ``inference_order="last"``).
     history_ : skorch.History
         Per-epoch records: ``train_loss``, ``valid_loss``, ``shapley``,
-        ``subset_accuracy``, ``shapley_evaluated``, ``train_order``, durations.
+        ``shapley_se`` (the standard errors of the Shapley values over the
+        validation rows), ``subset_accuracy``, ``shapley_evaluated``,
+        ``train_order``, durations.
         ``train_loss`` averages, over the alternating steps, the sum of each
         step's cross-entropy terms (chain, the modality's own, and the fusion
         term at the last step), so it is larger than ``valid_loss``, the

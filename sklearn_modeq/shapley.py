@@ -33,6 +33,7 @@ __all__ = [
     "mask_of",
     "members",
     "permutation_shapley",
+    "shapley_standard_errors",
 ]
 
 
@@ -201,6 +202,54 @@ class ShapleyPlan:
         if self.exact:
             return exact_shapley(values, self.n)
         return permutation_shapley(values, self.permutations)
+
+
+def shapley_standard_errors(
+    plan: ShapleyPlan, correct: Mapping[int, np.ndarray], n_independent=None
+):
+    """Shapley values of accuracies and their standard errors over the samples.
+
+    An accuracy is a mean over samples and Shapley values are linear in the
+    coalitions' values, so each value is the mean over samples of a per-sample
+    contribution; its standard error is their standard deviation over the
+    square root of the number of samples.
+
+    Parameters
+    ----------
+    plan : ShapleyPlan
+    correct : mapping of int to ndarray of shape (n_samples,)
+        Per coalition in ``plan.masks`` (the empty one included), whether each
+        sample is predicted right (bool or 0/1).
+    n_independent : int, default=None
+        Number of independent samples among them, when predictions of the same
+        samples are pooled (default: all of them).
+
+    Returns
+    -------
+    phi : ndarray of shape (n,)
+        The Shapley values of the coalitions' accuracies.
+    se : ndarray of shape (n,)
+        Their standard errors (0 with fewer than two samples).
+    """
+    masks = [int(m) for m in plan.masks]
+    # the linear map from coalition values to Shapley values, one unit game
+    # per coalition
+    columns = []
+    for mask in masks:
+        unit = dict.fromkeys(masks, 0.0)
+        unit[mask] = 1.0
+        columns.append(plan.shapley(unit))
+    per_sample = np.stack(columns, axis=1) @ np.stack(
+        [np.asarray(correct[m], dtype=np.float64) for m in masks]
+    )
+    n_samples = per_sample.shape[1]
+    n_independent = n_samples if n_independent is None else n_independent
+    se = (
+        per_sample.std(axis=1, ddof=1) / np.sqrt(n_independent)
+        if n_samples > 1
+        else np.zeros(plan.n)
+    )
+    return per_sample.mean(axis=1), se
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,14 @@ def test_shapley_values_follow_efficiency(fitted):
         assert phi.sum() == pytest.approx(acc["3"] - acc["0"])
 
 
+def test_shapley_values_come_with_their_standard_errors(fitted):
+    clf, _, _ = fitted
+    se = np.asarray(clf.history_[:, "shapley_se"])
+    assert se.shape == clf.shapley_history_.shape
+    # the strong modality's value is far above its error, the weak one's less so
+    assert (se > 0).all() and (clf.shapley_history_[:, 0] > 2 * se[:, 0]).all()
+
+
 def test_predict_proba_is_a_distribution(fitted):
     clf, X, _ = fitted
     proba = clf.predict_proba(X)

@@ -15,6 +15,7 @@ from sklearn_modeq.shapley import (
     members,
     permutation_shapley,
     sample_permutations,
+    shapley_standard_errors,
 )
 
 
@@ -103,6 +104,40 @@ def test_plan_switches_to_sampling_above_max_exact():
     assert (
         0 in sampled.masks and 255 in sampled.masks and len(sampled.masks) <= 10 * 7 + 2
     )
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        ShapleyPlan(3),
+        ShapleyPlan.make(4, max_exact=2, n_permutations=6, random_state=0),
+    ],
+)
+def test_standard_errors_are_those_of_per_sample_shapley_values(plan):
+    rng = np.random.default_rng(0)
+    masks = [int(m) for m in plan.masks]
+    correct = {m: rng.random(40) < 0.2 + 0.1 * bin(m).count("1") for m in masks}
+    phi, se = shapley_standard_errors(plan, correct)
+    accuracy = {m: float(np.mean(c)) for m, c in correct.items()}
+    np.testing.assert_allclose(phi, plan.shapley(accuracy))
+    # the definition: each sample's own Shapley values, then their spread
+    per_sample = np.array(
+        [plan.shapley({m: float(c[i]) for m, c in correct.items()}) for i in range(40)]
+    )
+    np.testing.assert_allclose(se, per_sample.std(axis=0, ddof=1) / np.sqrt(40))
+    assert (se > 0).all()
+    # pooled copies of the same samples are no more evidence
+    doubled = {m: np.concatenate([c, c]) for m, c in correct.items()}
+    _, se_pooled = shapley_standard_errors(plan, doubled, n_independent=40)
+    np.testing.assert_allclose(se_pooled, se, rtol=0.02)
+
+
+def test_standard_error_is_zero_when_every_sample_agrees():
+    plan = ShapleyPlan(2)
+    correct = {0: np.zeros(10), 1: np.ones(10), 2: np.zeros(10), 3: np.ones(10)}
+    phi, se = shapley_standard_errors(plan, correct)
+    np.testing.assert_allclose(phi, [1.0, 0.0])
+    np.testing.assert_array_equal(se, [0.0, 0.0])
 
 
 def test_edm_worked_example_from_paper_table1():
