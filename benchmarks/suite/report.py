@@ -114,8 +114,12 @@ def robustness_table(
     return pd.DataFrame(rows)
 
 
+def _modality_rows(acc: pd.DataFrame, task: str, modality: str) -> pd.DataFrame:
+    return acc[(acc["task"] == task) & (acc["modality"] == modality)]
+
+
 def _means(acc: pd.DataFrame, task: str, modality: str, column="accuracy") -> pd.Series:
-    part = acc[(acc["task"] == task) & (acc["modality"] == modality)]
+    part = _modality_rows(acc, task, modality)
     return part.groupby("method", sort=False)[column].mean()
 
 
@@ -288,32 +292,27 @@ def paired_margin(ours: pd.Series, other: pd.Series) -> tuple[float, float]:
     return float(diff.mean()), float(se)
 
 
-def _per_seed(frame, task, method, modality="fused", column="accuracy") -> pd.Series:
-    """``column`` of ``method`` on ``task`` per seed, for one modality."""
-    part = frame[
+def _per_seed(acc, task, method, modality="fused") -> pd.Series:
+    """Accuracy of ``method`` on ``task`` per seed, for one modality."""
+    part = _modality_rows(acc, task, modality)
+    return part[part["method"] == method].groupby("seed")["accuracy"].mean()
+
+
+def _rate_rows(frame, task, train_missing, rate) -> pd.DataFrame:
+    return frame[
         (frame["task"] == task)
-        & (frame["method"] == method)
-        & (frame["modality"] == modality)
+        & (frame["train_missing"] == train_missing)
+        & np.isclose(frame["missing_rate"], rate)
     ]
-    return part.groupby("seed")[column].mean()
 
 
 def _rate_per_seed(frame, task, train_missing, rate, method) -> pd.Series:
-    part = frame[
-        (frame["task"] == task)
-        & (frame["train_missing"] == train_missing)
-        & np.isclose(frame["missing_rate"], rate)
-        & (frame["method"] == method)
-    ]
-    return part.groupby("seed")["accuracy"].mean()
+    part = _rate_rows(frame, task, train_missing, rate)
+    return part[part["method"] == method].groupby("seed")["accuracy"].mean()
 
 
 def _rate_means(frame, task, train_missing, rate) -> pd.Series:
-    part = frame[
-        (frame["task"] == task)
-        & (frame["train_missing"] == train_missing)
-        & np.isclose(frame["missing_rate"], rate)
-    ]
+    part = _rate_rows(frame, task, train_missing, rate)
     return part.groupby("method")["accuracy"].mean()
 
 
