@@ -69,6 +69,17 @@ def test_unknown_task_is_rejected(capsys):
     assert "unknown tasks ['mnist']" in capsys.readouterr().err
 
 
+def test_a_later_run_adds_seeds_without_repeating_any():
+    first = run.plan_jobs(["mfeat-2"], 2, ["mfeat-2"], ["mfeat-2"], ["Ours"])
+    later = run.plan_jobs(
+        ["mfeat-2"], 3, ["mfeat-2"], ["mfeat-2"], ["Ours"], first_seed=2
+    )
+    assert {j.seed for j in first} == {0, 1}
+    assert {j.seed for j in later} == {2, 3, 4}
+    # the same fits per seed, whichever run plans them
+    assert len(later) == len(first) // 2 * 3
+
+
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.filterwarnings("ignore:Got `batch_size`:UserWarning")
 @pytest.mark.parametrize("task", ["nutrimouse", "mfeat-2"])
