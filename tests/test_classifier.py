@@ -3,8 +3,10 @@
 import copy
 import io
 import pickle
+import warnings
 
 import joblib
+
 import numpy as np
 import pytest
 import torch
@@ -344,7 +346,8 @@ def test_small_validation_split_pools_recent_epochs():
         {"alternation": "epoch"},
         {"order": "random"},
         {"order": "fixed"},
-        {"mapping": False},
+        {"mapping": True},
+        {"mapping": True, "tau": 0.3, "memory": False},
         {"memory": False},
         {"adapter_layers": 2, "dropout": 0.1},
         {"standardize": False},
@@ -417,10 +420,23 @@ def test_pipeline_on_a_single_array():
     assert pipe.score(X["strong"], y) > 0.85
 
 
+def test_mapping_is_off_by_default_and_tau_without_it_warns():
+    X, y = imbalanced(n=60)
+    assert small(max_epochs=1).fit(X, y).net_.module_.mapping is None
+    mapped = small(max_epochs=1, mapping=True).fit(X, y).net_.module_.mapping
+    assert mapped.tau == 0.2  # tau=None: the paper's middle value
+    with pytest.warns(UserWarning, match="tau=0.3 has no effect with mapping=False"):
+        small(max_epochs=1, tau=0.3).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net = small(max_epochs=1, mapping=True, tau=0.3).fit(X, y).net_
+    assert net.module_.mapping.tau == 0.3
+
+
 def test_grid_search_over_tau_and_lr_on_a_slicedict():
     X, y = imbalanced(n=150)
     search = GridSearchCV(
-        small(max_epochs=2),
+        small(max_epochs=2, mapping=True),
         {"tau": [0.1, 0.2, 0.3], "lr": [1e-4, 1e-3]},
         cv=2,
     ).fit(SliceDict(**X), y)

@@ -167,7 +167,7 @@ def test_non_string_modality_name_raises():
         (
             "tau",
             1.0,
-            "The 'tau' parameter of ShapleyAlternatingClassifier must be a float in the range [0.0, 1.0). Got 1.0 instead.",
+            "The 'tau' parameter of ShapleyAlternatingClassifier must be a float in the range [0.0, 1.0) or None. Got 1.0 instead.",
         ),
         ("tau", -0.1, "The 'tau' parameter"),
         (

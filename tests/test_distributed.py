@@ -33,6 +33,7 @@ def small_estimator(**params):
         batch_size=16,
         random_state=0,
         combiner_cv=None,
+        mapping=True,  # the grid searches over tau
         **params,
     )
 
