@@ -110,3 +110,24 @@ def test_label_free_report_pairs_whole_and_informative_fits():
         "| Ours | pixel alone | 95.00 | 95.00 | +0.00 ± 0.00 |",
         "| Ours | fused | 95.00 | 96.00 | -1.00 ± 0.00 |",
     ]
+
+
+def test_mapping_report_pairs_the_fits_with_and_without_the_mapping():
+    pytest.importorskip("pandas")
+    from benchmarks.bench_mapping import METHODS, report
+    from benchmarks.bench_outside import DATASETS
+
+    records = []
+    for name in DATASETS:
+        for seed in range(4):
+            for method in METHODS:
+                # the seeds move both fits alike; the mapping costs 2 points on
+                # every seed with all views, none with half of them removed
+                record = {"data": name, "seed": seed, "method": method}
+                record["accuracy"] = 0.9 + 0.02 * seed - 0.02 * (method == METHODS[1])
+                record["accuracy_50"] = 0.6 + 0.05 * seed
+                records.append(record)
+    rows = report(records).splitlines()[4:]
+    assert len(rows) == 2 * len(DATASETS)
+    assert rows[0].split(" | ")[1:] == ["all", "93.0", "91.0", "-2.00 ± 0.00 |"]
+    assert rows[1].split(" | ")[1:] == ["half removed", "67.5", "67.5", "+0.00 ± 0.00 |"]
