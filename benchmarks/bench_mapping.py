@@ -19,19 +19,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from .bench_outside import DATASETS, records_parser, run, run_or_rewrite
+from .bench_outside import DATASETS, _per_seed, records_parser, run, run_or_rewrite
 from .suite.report import paired_margin
 
 RESULTS = Path(__file__).parent / "results"
 #: without the mapping (the default) and with it
 METHODS = ("Ours", "Ours with mapping")
-
-
-def _per_seed(records, name, method, key):
-    rows = [r for r in records if r["data"] == name and r["method"] == method]
-    return pd.Series({r["seed"]: 100 * r[key] for r in rows})
 
 
 def report(records) -> str:

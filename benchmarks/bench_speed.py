@@ -157,7 +157,9 @@ def time_vs_mla(
     predict = {"ours": [], "mla": []}
     classes = {"ours": ShapleyAlternatingClassifier, "mla": MLAClassifier}
     if with_mapping:
-        classes["mapped"] = functools.partial(ShapleyAlternatingClassifier, mapping=True)
+        classes["mapped"] = functools.partial(
+            ShapleyAlternatingClassifier, mapping=True
+        )
     for seed in range(repeats):
         for name, cls in classes.items():
             model = cls(random_state=seed, **params)

@@ -130,4 +130,9 @@ def test_mapping_report_pairs_the_fits_with_and_without_the_mapping():
     rows = report(records).splitlines()[4:]
     assert len(rows) == 2 * len(DATASETS)
     assert rows[0].split(" | ")[1:] == ["all", "93.0", "91.0", "-2.00 ± 0.00 |"]
-    assert rows[1].split(" | ")[1:] == ["half removed", "67.5", "67.5", "+0.00 ± 0.00 |"]
+    assert rows[1].split(" | ")[1:] == [
+        "half removed",
+        "67.5",
+        "67.5",
+        "+0.00 ± 0.00 |",
+    ]

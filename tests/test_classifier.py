@@ -6,7 +6,6 @@ import pickle
 import warnings
 
 import joblib
-
 import numpy as np
 import pytest
 import torch
