@@ -439,9 +439,11 @@ def targets_section(acc, rob, ece, records, tasks, main_methods, weighting) -> l
         own_best.append((task, *paired_margin(ours_seeds, own_seeds)))
         if TASKS[task].label_free:
             label_free.append((task, ours - own))
+        # a run of some methods only (``--methods Ours``) has no others
         others = means.reindex([m for m in main_methods if m != "Ours"]).dropna()
-        best_other = 100 * _per_seed(acc, task, others.idxmax())
-        every.append((task, *paired_margin(ours_seeds, best_other)))
+        if len(others):
+            best_other = 100 * _per_seed(acc, task, others.idxmax())
+            every.append((task, *paired_margin(ours_seeds, best_other)))
         if "Ours (last order)" in means and "Ours (hybrid)" in means:
             hybrid_ok.append(
                 (task, 100 * (means["Ours (hybrid)"] - means["Ours (last order)"]))
@@ -450,7 +452,7 @@ def targets_section(acc, rob, ece, records, tasks, main_methods, weighting) -> l
         if "Ours with mapping" in means:
             mapping.append((task, ours - 100 * means["Ours with mapping"]))
         r50 = _rate_means(rob, task, 0.0, 0.5).reindex(main_methods).dropna()
-        if "Ours" in r50:
+        if "Ours" in r50 and len(r50) > 1:
             best50 = r50.drop("Ours").idxmax()
             margin = paired_margin(
                 100 * _rate_per_seed(rob, task, 0.0, 0.5, "Ours"),
@@ -458,7 +460,7 @@ def targets_section(acc, rob, ece, records, tasks, main_methods, weighting) -> l
             )
             robust50.append((task, *margin))
         e50 = _rate_means(ece, task, 0.0, 0.5).reindex(main_methods).dropna()
-        if "Ours" in e50:
+        if "Ours" in e50 and len(e50) > 1:
             lowest = e50.drop("Ours").idxmin()
             margin = paired_margin(
                 _rate_per_seed(ece, task, 0.0, 0.5, lowest),
