@@ -209,14 +209,15 @@ class ShapleyAlternatingClassifier(
     -----
     The model (DESIGN section 3) runs, for an order ``(pi_1, ..., pi_k)``, the
     state ``s = cell(0, f_{pi_1}(x_{pi_1}))`` through ``k - 1`` fusion steps:
-    the next modality's adapter output ``X_j`` is mapped by ``X_j @ C.T``, where
-    ``C`` is the Pearson correlation between the predecessor's and ``X_j``'s
-    feature columns with entries ``<= tau`` zeroed, a unit diagonal and rows
-    normalised to sum to 1 (Eq. 9-11, kept on ``X_j``'s scale), and fused by
+    the next modality's adapter output ``Xhat = X_j`` is fused by
     ``[f, i, o] = sigmoid(W [s; Xhat] + b)``, ``s = o * tanh(f * s + i * Xhat)``
-    (Eq. 12-14). ``C`` is a running average over the training batches that use
-    each ordered pair, used in training and at inference alike, so predictions
-    do not depend on batch composition.
+    (Eq. 12-14). With ``mapping=True`` (the paper's Eq. 9-11) ``X_j`` is first
+    mapped, ``Xhat = X_j @ C.T``, where ``C`` is the Pearson correlation between
+    the predecessor's and ``X_j``'s feature columns with entries ``<= tau``
+    zeroed, a unit diagonal and rows normalised to sum to 1 (kept on ``X_j``'s
+    scale); ``C`` is a running average over the training batches that use each
+    ordered pair, used in training and at inference alike, so predictions do
+    not depend on batch composition.
 
     Training the modality at position ``k`` continues the chain state the step
     for position ``k - 1`` left (the earlier adapters are frozen), adds the
