@@ -153,13 +153,13 @@ def time_vs_mla(
         early_stopping=False,
         device=device,
     )
-    fit = {"ours": [], "mla": []}
-    predict = {"ours": [], "mla": []}
     classes = {"ours": ShapleyAlternatingClassifier, "mla": MLAClassifier}
     if with_mapping:
         classes["mapped"] = functools.partial(
             ShapleyAlternatingClassifier, mapping=True
         )
+    fit = {name: [] for name in classes}
+    predict = {name: [] for name in classes}
     for seed in range(repeats):
         for name, cls in classes.items():
             model = cls(random_state=seed, **params)
