@@ -61,7 +61,7 @@ class ShapleyAlternatingClassifier(
     lr : float, default=1e-3
         AdamW learning rate. Chosen by measurement on embeddings
         (``docs/defaults.md``); the paper's 1e-4 is for backbones trained end
-        to end and was 4 points worse on average here.
+        to end and was 3 to 4 points worse on average here.
     max_epochs : int, default=100
         Maximum number of epochs (early stopping usually ends sooner).
     batch_size : int, default=64
