@@ -79,9 +79,9 @@ class ShapleyAlternatingClassifier(
         Map each next modality through the thresholded cross-modal correlation
         (the paper's Eq. 9-11, with ``tau``) before the memory cell fuses it;
         False passes it unmapped. Off by default: measured on every suite task
-        and on data outside the suite, the mapping never raised fused accuracy,
-        cost up to 0.5 points on the digits tasks and about a quarter of the fit
-        time (``docs/defaults.md``). The mapped features feed the cell's
+        and on data outside the suite, the mapping raised fused accuracy nowhere
+        by more than its noise, cost up to 0.5 points on the digits tasks and
+        took about a quarter of the fit time (``docs/defaults.md``). The mapped features feed the cell's
         learned linear map ``W_x``, so a fixed linear map before it adds no
         expressiveness; where many correlations pass ``tau`` it averages features
         together.
