@@ -25,7 +25,7 @@ import torch
 
 from sklearn_modeq.datasets import drop_modalities
 
-from .bench_outside import records_parser, run_or_rewrite
+from .bench_outside import run_grid
 from .bench_outside import split as outside_split
 from .suite.methods import make_method
 from .suite.tasks import TASKS
@@ -100,9 +100,8 @@ def report(records) -> str:
 
 
 def main(argv=None) -> None:
-    args = records_parser(__doc__, 5, RESULTS / "combiner_cv.md").parse_args(argv)
-    jobs = [(d, s, c) for d in DATASETS for s in range(args.seeds) for c in SETTINGS]
-    run_or_rewrite(run, jobs, report, args)
+    out = RESULTS / "combiner_cv.md"
+    run_grid(__doc__, 5, out, DATASETS, SETTINGS, run, report, argv)
 
 
 if __name__ == "__main__":

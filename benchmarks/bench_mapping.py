@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench_outside import DATASETS, _per_seed, records_parser, run, run_or_rewrite
+from .bench_outside import DATASETS, _per_seed, run, run_grid
 from .suite.report import paired_margin
 
 RESULTS = Path(__file__).parent / "results"
@@ -51,9 +51,7 @@ def report(records) -> str:
 
 
 def main(argv=None) -> None:
-    args = records_parser(__doc__, 10, RESULTS / "mapping.md").parse_args(argv)
-    jobs = [(d, s, m) for d in DATASETS for s in range(args.seeds) for m in METHODS]
-    run_or_rewrite(run, jobs, report, args)
+    run_grid(__doc__, 10, RESULTS / "mapping.md", DATASETS, METHODS, run, report, argv)
 
 
 if __name__ == "__main__":

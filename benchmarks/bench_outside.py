@@ -203,10 +203,17 @@ def run_or_rewrite(run, jobs, report, args) -> None:
     run_and_write(run, jobs, report, args.out, args.n_jobs)
 
 
-def main(argv=None) -> None:
-    args = records_parser(__doc__, 3, RESULTS / "outside.md").parse_args(argv)
-    jobs = [(d, s, m) for d in DATASETS for s in range(args.seeds) for m in METHODS]
+def run_grid(doc, seeds, out, datasets, variants, run, report, argv=None) -> None:
+    """The ``main`` of a benchmark that calls ``run(data, seed, variant)`` for
+    every data set, seed (``--seeds``, default ``seeds``) and variant, with
+    :func:`records_parser`'s options and :func:`run_or_rewrite`."""
+    args = records_parser(doc, seeds, out).parse_args(argv)
+    jobs = [(d, s, v) for d in datasets for s in range(args.seeds) for v in variants]
     run_or_rewrite(run, jobs, report, args)
+
+
+def main(argv=None) -> None:
+    run_grid(__doc__, 3, RESULTS / "outside.md", DATASETS, METHODS, run, report, argv)
 
 
 if __name__ == "__main__":

@@ -41,11 +41,11 @@ class ShapleyAlternatingClassifier(
     """Shapley-guided alternating training with cross-modal memory fusion.
 
     Trains small per-modality adapters, an LSTM-style memory cell (with the
-    paper's thresholded cross-modal mapping on request) and one shared linear head on precomputed
-    embeddings, one modality at a time. After every epoch each modality's Shapley
-    value (its marginal contribution to validation accuracy over all coalitions
-    of modalities) is computed, and the next epoch trains the modalities from the
-    weakest to the strongest. Prediction weighs, per sample, the fused states of
+    paper's thresholded cross-modal mapping on request) and one shared linear
+    head on precomputed embeddings, one modality at a time. After every epoch
+    each modality's Shapley value (its marginal contribution to validation
+    accuracy over all coalitions of modalities) is computed, and the next epoch
+    trains the modalities from the weakest to the strongest. Prediction weighs, per sample, the fused states of
     several modality orders and of each modality alone, with weights fitted on
     the validation split; the paper's equal-weight average over orders
     (hybrid-order inference) is ``inference_order="hybrid"``.
