@@ -179,10 +179,10 @@ class ModalityChainNet(nn.Module):
     def _start(self, feats, j: int, cache: dict):
         """Start state of modality ``j``: the cell applied to a zero state."""
         if ("start", j) not in cache:
-            if self.mapping is None or (None, j) in cache or torch.is_grad_enabled():
-                # the full projection of the unmapped features: shared with the
-                # pairs (no mapping) or a step's product, or with gradient (the
-                # backward of a weight slice allocates a full-size gradient)
+            shared = self.mapping is None and not torch.is_grad_enabled()
+            if shared or (None, j) in cache:
+                # the full projection of the unmapped features: at inference
+                # without mapping the pairs share it, or a step computed it
                 xhat, projected = self._projected(feats, None, j, cache)
             else:
                 xhat, projected = feats[j], self.fusion.project_start(feats[j])

@@ -108,25 +108,31 @@ class CandidateCombiner(nn.Module):
             return (single << bits).sum(dim=0)
         return single.sum(dim=0)
 
-    def temperature(self, available: torch.Tensor) -> torch.Tensor:
-        """Temperature of each sample's combined logits, shape (batch,)."""
-        log_t = (
-            self.log_temperature
-            + self.pattern_log_temperature[self.patterns(available)]
-        )
+    def temperature(self, available: torch.Tensor, patterns=None) -> torch.Tensor:
+        """Temperature of each sample's combined logits, shape (batch,).
+
+        ``patterns`` (``self.patterns(available)``) may be passed when known.
+        """
+        patterns = self.patterns(available) if patterns is None else patterns
+        log_t = self.log_temperature + self.pattern_log_temperature[patterns]
         return log_t.exp()
 
-    def weights(self, logits: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
+    def weights(
+        self, logits: torch.Tensor, available: torch.Tensor, conf=None
+    ) -> torch.Tensor:
         """Per-sample candidate weights, shape (n_candidates, batch), columns sum to 1.
 
         Parameters
         ----------
         logits : Tensor of shape (n_candidates, batch, n_classes)
         available : Tensor of shape (n_candidates, batch), bool
+        conf : Tensor of shape (n_candidates, batch), default=None
+            ``confidence(logits)``, when known.
         """
+        conf = confidence(logits) if conf is None else conf
         bias = self.bias[self.kinds].to(logits.dtype)[:, None]
         slope = self.slope[self.kinds].to(logits.dtype)[:, None]
-        score = bias + slope * confidence(logits)
+        score = bias + slope * conf
         score = score.masked_fill(~available, float("-inf"))
         return torch.softmax(score, dim=0)
 
@@ -134,10 +140,17 @@ class CandidateCombiner(nn.Module):
         """``sum_c weights[c] * values[c]`` over the candidate axis."""
         return torch.einsum("cb,cb...->b...", weights.to(values.dtype), values)
 
-    def forward(self, logits: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
-        """Combined logits, shape (batch, n_classes), temperature applied."""
-        combined = self.combine(logits, self.weights(logits, available))
-        return combined / self.temperature(available).to(logits.dtype)[:, None]
+    def forward(
+        self, logits: torch.Tensor, available: torch.Tensor, conf=None, patterns=None
+    ) -> torch.Tensor:
+        """Combined logits, shape (batch, n_classes), temperature applied.
+
+        ``conf`` and ``patterns`` (see :meth:`weights` and :meth:`temperature`)
+        do not depend on the parameters: fitting computes them once.
+        """
+        combined = self.combine(logits, self.weights(logits, available, conf))
+        temperature = self.temperature(available, patterns).to(logits.dtype)
+        return combined / temperature[:, None]
 
 
 def fit_combiner(
@@ -186,6 +199,8 @@ def fit_combiner(
     )
     weight = weight / weight.sum().clamp_min(1e-12)
     params = list(combiner.parameters())
+    # what does not depend on the parameters, once instead of per evaluation
+    conf, patterns = confidence(logits), combiner.patterns(available)
     # a handful of parameters: gradients of 1e-5 are far below what the
     # held-out data can resolve
     optimizer = torch.optim.LBFGS(
@@ -198,7 +213,8 @@ def fit_combiner(
 
     def closure():
         optimizer.zero_grad()
-        nll = F.cross_entropy(combiner(logits, available), y, reduction="none")
+        combined = combiner(logits, available, conf, patterns)
+        nll = F.cross_entropy(combined, y, reduction="none")
         penalty = (
             (combiner.bias - combiner.prior_bias).square().sum()
             + combiner.slope.square().sum()
