@@ -357,7 +357,7 @@ class AlternatingNet(ModalityNet):
                 if not terms and self.skips_empty_steps():
                     continue
                 if terms:
-                    loss = terms_loss(terms, yi, weights)
+                    loss = terms_loss(terms, yi, weights, out.stacked)
                 else:  # a zero gradient keeps a data-parallel run's collectives
                     loss = sum(z.sum() for z, _ in out.terms) * 0.0
             self.backward(loss)
@@ -377,16 +377,21 @@ class AlternatingNet(ModalityNet):
         return {"loss": loss, "y_pred": logits}
 
 
-def terms_loss(terms, y, weights=None):
+def terms_loss(terms, y, weights=None, stacked=None):
     """The sum over ``terms`` (``(logits, rows)`` pairs) of each term's
     (weighted) mean cross-entropy against ``y[rows]``.
 
     When every term covers every row and there are no weights, that is one
-    cross-entropy over the stacked logits, times the number of terms.
+    cross-entropy over the stacked logits (``stacked`` when the terms are its
+    views, saving a copy), times the number of terms.
     """
     if weights is None and all(len(z) == len(y) for z, _ in terms):
-        stacked = torch.cat([z for z, _ in terms]).float()
-        return F.cross_entropy(stacked, y.repeat(len(terms))) * len(terms)
+        if stacked is None:
+            stacked = (
+                terms[0][0] if len(terms) == 1 else torch.cat([z for z, _ in terms])
+            )
+        target = y if len(terms) == 1 else y.repeat(len(terms))
+        return F.cross_entropy(stacked.float(), target) * len(terms)
     return sum(
         weighted_cross_entropy(
             z.float(), y[rows], None if weights is None else weights[rows]

@@ -53,11 +53,13 @@ class StepOutput(NamedTuple):
 
     terms : list of (logits, rows); each term is the cross-entropy of ``logits``
     (n_rows, n_classes) against the labels of the batch rows selected by the bool
-    mask ``rows``. carry : the chain state after the step, detached.
+    mask ``rows``. carry : the chain state after the step, detached. stacked :
+    the terms' logits as one tensor (they are views of it), or None.
     """
 
     terms: list
     carry: ChainCarry
+    stacked: torch.Tensor | None = None
 
 
 class ModalityChainNet(nn.Module):
@@ -370,9 +372,9 @@ class ModalityChainNet(nn.Module):
             states.append(fused.state if complete else fused.state[fused.started])
             rows.append(fused.started)
         # one head call for every term
-        logits = self.head(torch.cat(states)).split([len(s) for s in states])
-        terms = list(zip(logits, rows))
-        return StepOutput(terms, after.detach())
+        stacked = self.head(torch.cat(states))
+        logits = stacked.split([len(s) for s in states])
+        return StepOutput(list(zip(logits, rows)), after.detach(), stacked)
 
     def _fusion_state(self, feats, present, order, complete=False) -> ChainCarry:
         """The chain along ``order`` with gradient into its last step only.
