@@ -88,7 +88,10 @@ def split(name: str, seed: int):
     return take_rows(X, dev), take_rows(X, test), y[dev], y[test], epochs
 
 
-def run(name: str, seed: int, method: str) -> dict:
+def fit_on_split(split, name: str, seed: int, method: str):
+    """``(model, X_test, X_missing, y_test)``: ``method`` fitted on the development
+    rows of ``split(name, seed)``, and the test rows whole and with half of
+    their views removed (the same cells for every method of a seed)."""
     torch.set_num_threads(1)  # jobs run side by side
     X_dev, X_test, y_dev, y_test, epochs = split(name, seed)
     model = make_method(method, epochs, seed)
@@ -96,6 +99,11 @@ def run(name: str, seed: int, method: str) -> dict:
         warnings.simplefilter("ignore")
         model.fit(X_dev, y_dev)
     missing = drop_modalities(X_test, 0.5, random_state=1000 + seed)
+    return model, X_test, missing, y_test
+
+
+def run(name: str, seed: int, method: str) -> dict:
+    model, X_test, missing, y_test = fit_on_split(split, name, seed, method)
     record = {
         "data": name,
         "seed": seed,

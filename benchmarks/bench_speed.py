@@ -5,10 +5,11 @@ Measures, on the same data and the same number of epochs:
 0. fit and ``predict_proba`` time relative to ``MLAClassifier`` (issue 13's
    setting: 2,000 rows, 3 and 6 synthetic 64-d modalities of unequal strength,
    hidden 128, batch 64, lr 1e-3, 10 epochs, the same for both), timed as the
-   CPU time of this process with one torch thread, fits alternated and the best
-   of the repeats kept, so other load on a shared machine counts as little as
-   possible; then the fit again with hidden size 8, where the arithmetic is
-   negligible, which isolates the per-operation overhead;
+   CPU time of this process with one torch thread, fits alternated, so other
+   load on a shared machine counts as little as possible; printed as the ratio
+   of the best times and as the median of the per-repeat ratios ("paired"),
+   which decides the target; then the fit again with hidden size 8, where
+   the arithmetic is negligible, which isolates the per-operation overhead;
 1. fit wall time relative to scikit-learn's ``MLPClassifier`` on the
    concatenated features with the same hidden size (one hidden layer, Adam,
    same batch size, no early stopping);
@@ -138,10 +139,15 @@ def time_vs_mla(
     hidden: int = 128,
     with_mapping: bool = False,
 ):
-    """Best-of-``repeats`` CPU seconds of fit and of predict_proba per row, ours
-    and MLA's, with the same settings; fits alternate between the two. With
-    ``with_mapping``, also ours with the paper's cross-modal mapping
-    (``"mapped"``, ``mapping=True``; off by default)."""
+    """CPU seconds of fit and of predict_proba per row, ours and MLA's, with the
+    same settings; fits alternate between the two. With ``with_mapping``, also
+    ours with the paper's cross-modal mapping (``"mapped"``, ``mapping=True``;
+    off by default).
+
+    Returns the best-of-``repeats`` fit and predict times, and for each method
+    the median over the repeats of its fit time divided by MLA's fit of the
+    same repeat: a ratio of two minimums moves with whichever fit happened to
+    meet a quiet machine, the paired median less so."""
     from sklearn_modeq.baselines import MLAClassifier
 
     X, y = _synthetic(n_modalities)
@@ -166,7 +172,9 @@ def time_vs_mla(
             fit[name].append(_cpu_seconds(lambda m=model: m.fit(X, y)))
             seconds = _cpu_seconds(lambda m=model: m.predict_proba(X))
             predict[name].append(seconds / len(y))
-    return {k: min(v) for k, v in fit.items()}, {k: min(v) for k, v in predict.items()}
+    paired = {k: float(np.median(np.divide(v, fit["mla"]))) for k, v in fit.items()}
+    best = {k: min(v) for k, v in fit.items()}
+    return best, {k: min(v) for k, v in predict.items()}, paired
 
 
 def trie_work(model):
@@ -253,33 +261,37 @@ def main(argv=None):
     )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    mla_epochs, mla_repeats = (3, 1) if args.quick else (10, 3)
+    mla_epochs, mla_repeats = (3, 1) if args.quick else (10, 5)
     print(
         f"\n0. vs MLAClassifier: {mla_epochs} epochs, 2000 rows, 64-d modalities, "
         "hidden 128, batch 64, lr 1e-3; CPU seconds, 1 thread, best of "
-        f"{mla_repeats}"
+        f"{mla_repeats}; 'paired': median over the repeats of fit / MLA's fit"
     )
-    print("modalities  fit ours  fit MLA  ratio   predict ours  predict MLA  ratio")
+    print(
+        "modalities  fit ours  fit MLA  ratio  paired   predict ours  predict MLA  ratio"
+    )
     for n in (3, 6):
-        fit, predict = time_vs_mla(
+        fit, predict, paired = time_vs_mla(
             n, mla_epochs, mla_repeats, args.device, with_mapping=True
         )
-        for name, note in (
-            ("ours", "(targets: fit <= 1.5x, predict <= 20x at 6)"),
-            ("mapped", "(mapping=True: the paper's cross-modal mapping)"),
-        ):
+        for name in ("ours", "mapped"):
+            if name == "ours":
+                verdict = "met" if paired[name] <= 1.5 else "MISSED"
+                note = f"(target fit <= 1.5x, paired: {verdict}; predict <= 20x at 6)"
+            else:
+                note = "(mapping=True: the paper's cross-modal mapping)"
             print(
                 f"{n:10d} {fit[name]:8.2f}s {fit['mla']:7.2f}s {fit[name] / fit['mla']:5.2f}x"
-                f" {1e6 * predict[name]:10.1f}us {1e6 * predict['mla']:9.1f}us"
-                f" {predict[name] / predict['mla']:6.1f}x  {note}"
+                f" {paired[name]:5.2f}x {1e6 * predict[name]:10.1f}us"
+                f" {1e6 * predict['mla']:9.1f}us {predict[name] / predict['mla']:6.1f}x  {note}"
             )
     # the same with hidden size 8, where the arithmetic is negligible: what is
     # left is the per-operation overhead of each step
     for n in (3, 6):
-        fit, _ = time_vs_mla(n, mla_epochs, mla_repeats, args.device, hidden=8)
+        fit, _, paired = time_vs_mla(n, mla_epochs, mla_repeats, args.device, hidden=8)
         print(
             f"{n:10d} {fit['ours']:8.2f}s {fit['mla']:7.2f}s {fit['ours'] / fit['mla']:5.2f}x"
-            "  (hidden 8: per-operation overhead only)"
+            f" {paired['ours']:5.2f}x  (hidden 8: per-operation overhead only)"
         )
     torch.set_num_threads(threads)
 

@@ -136,3 +136,36 @@ def test_mapping_report_pairs_the_fits_with_and_without_the_mapping():
         "67.5",
         "+0.00 ± 0.00 |",
     ]
+
+
+def test_orders_report_pairs_default_and_exhaustive_inference():
+    pytest.importorskip("pandas")
+    from benchmarks.bench_orders import DATASETS, report
+
+    records = []
+    for name in DATASETS[:2]:
+        for seed in range(4):
+            # the seeds move every mode alike; weighted inference is one point
+            # above the exhaustive average on odd seeds, equal on even ones
+            base = 0.9 + 0.01 * seed
+            record = {
+                "data": name,
+                "seed": seed,
+                "n_modalities": 3 + 3 * (name != DATASETS[0]),
+            }
+            for key in ("accuracy", "accuracy_50"):
+                record[f"{key}_exhaustive"] = base
+                record[f"{key}_hybrid"] = base - 0.02
+                record[f"{key}_weighted"] = base + 0.01 * (seed % 2)
+            records.append(record)
+    rows = report(records).splitlines()[4:]
+    assert len(rows) == 4
+    assert rows[0].split(" | ")[1:] == [
+        "3 of 6",
+        "all",
+        "92.0",
+        "89.5",
+        "91.5",
+        "+0.50 ± 0.29 |",
+    ]
+    assert rows[2].split(" | ")[1] == "3 of 720"
