@@ -13,9 +13,11 @@ It also writes every raw measurement to ``records.json``.
 
 The full run takes 10 seeds (about half an hour on 2 cores): with 5, most
 margins of a few tenths of a point were within twice their standard error.
-``--first-seed`` and ``--seeds`` run a range of seeds, whose records can be
-added to an earlier run's (the committed records were made as seeds 0-4 and
-5-9).
+``--first-seed`` and ``--seeds`` run a range of seeds, and ``--tasks`` /
+``--methods`` a subset of the fits; with ``--merge`` such a run's records go
+into the earlier run's ``records.json`` (a fit it re-ran replaces the earlier
+one, new fits are added) and its settings are appended to the earlier ones
+(the committed records were made as seeds 0-4 and 5-9, then merged re-runs).
 
 Each task is split once per seed into a development part and a test part
 (stratified); the neural models hold out their own validation split (20%,
@@ -88,6 +90,19 @@ def plan_jobs(
     return sorted(jobs, key=lambda j: cost.get(j.task, 2))
 
 
+def record_key(record: dict) -> tuple:
+    """What identifies a fit of the suite: task, seed, method, training missing rate."""
+    return record["task"], record["seed"], record["method"], record["train_missing"]
+
+
+def merge_records(earlier: list, later: list) -> list:
+    """``earlier`` with every fit that ``later`` re-ran replaced in place, and the
+    fits only ``later`` has (e.g. new seeds) appended."""
+    replacement = {record_key(r): r for r in later}
+    merged = [replacement.pop(record_key(r), r) for r in earlier]
+    return merged + [r for r in later if record_key(r) in replacement]
+
+
 def _commit() -> str:
     try:
         return subprocess.run(
@@ -130,6 +145,12 @@ def main(argv=None) -> Path:
         action="store_true",
         help="rewrite results.md and the plots from the output folder's records.json",
     )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="merge this run's fits into the output folder's records.json (re-run "
+        "fits replace theirs, new ones are added) instead of replacing the file",
+    )
     args = parser.parse_args(argv)
 
     tasks, n_seeds, ablation_tasks, missing_tasks = QUICK if args.quick else FULL
@@ -146,10 +167,14 @@ def main(argv=None) -> Path:
             f"choose from {MAIN_METHODS}"
         )
     out = args.out or RESULTS / ("suite-quick" if args.quick else "suite")
+    if args.merge and not (out / "records.json").exists():
+        parser.error(f"--merge: there is no {out / 'records.json'} to merge into")
     report = functools.partial(
         write_report,
         out=out,
-        main_methods=[m for m in MAIN_METHODS if not methods or m in methods],
+        main_methods=[
+            m for m in MAIN_METHODS if not methods or args.merge or m in methods
+        ],
         ablation_methods=list(ABLATIONS),
         title="Benchmark suite" + (" (quick)" if args.quick else ""),
     )
@@ -177,6 +202,14 @@ def main(argv=None) -> Path:
         f"torch {torch.__version__}, scikit-learn {sklearn.__version__}."
         + (" Quick mode: few epochs, numbers are not meaningful." if args.quick else "")
     )
+    if args.merge:
+        earlier = json.loads((out / "settings.json").read_text())["settings"]
+        settings = (
+            f"{earlier} Then merged in, replacing the fits it re-ran ({len(jobs)}: "
+            f"tasks {','.join(tasks)}; methods {','.join(methods or MAIN_METHODS)}): "
+            f"{settings}"
+        )
+        records = merge_records(json.loads((out / "records.json").read_text()), records)
     out.mkdir(parents=True, exist_ok=True)
     (out / "records.json").write_text(json.dumps(records, indent=1))
     (out / "settings.json").write_text(json.dumps({"settings": settings}))

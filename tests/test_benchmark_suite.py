@@ -80,6 +80,46 @@ def test_a_later_run_adds_seeds_without_repeating_any():
     assert len(later) == len(first) // 2 * 3
 
 
+def test_merged_records_replace_re_run_fits_and_keep_the_rest():
+    def fit(task, seed, method, value):
+        return {
+            "task": task,
+            "seed": seed,
+            "method": method,
+            "train_missing": 0.0,
+            "v": value,
+        }
+
+    earlier = [fit("a", 0, "Ours", 1), fit("a", 0, "MLA", 2), fit("b", 0, "Ours", 3)]
+    later = [fit("b", 0, "Ours", 30), fit("a", 1, "Ours", 10)]
+    merged = run.merge_records(earlier, later)
+    assert [r["v"] for r in merged] == [1, 2, 30, 10]
+
+
+def test_a_merged_run_replaces_its_fits_in_the_earlier_records(quick, tmp_path):
+    earlier_out, _, earlier = quick
+    for name in ("records.json", "settings.json"):
+        (tmp_path / name).write_bytes((earlier_out / name).read_bytes())
+    args = ["--quick", "--tasks", "nutrimouse", "--seeds", "1", "--methods", "Ours"]
+    run.main([*args, "--merge", "--out", str(tmp_path), "--n-jobs", "1"])
+    merged = json.loads((tmp_path / "records.json").read_text())
+    key = ("nutrimouse", 0, "Ours", 0.0)
+    assert sorted(map(run.record_key, merged)) == sorted(map(run.record_key, earlier))
+    changed = [a for a, b in zip(merged, earlier) if a != b]
+    # fit_s differs between two fits, whatever else reproduces
+    assert [run.record_key(r) for r in changed] == [key]
+    settings = json.loads((tmp_path / "settings.json").read_text())["settings"]
+    assert "Then merged in" in settings and "tasks nutrimouse" in settings
+    # the report covers every method of the merged records, not only the re-run one
+    assert "| MLA |" in (tmp_path / "results.md").read_text()
+
+
+def test_merge_needs_earlier_records(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        run.main(["--quick", "--merge", "--out", str(tmp_path)])
+    assert "no " in capsys.readouterr().err
+
+
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.filterwarnings("ignore:Got `batch_size`:UserWarning")
 @pytest.mark.parametrize("task", ["nutrimouse", "mfeat-2"])
