@@ -169,3 +169,20 @@ def test_orders_report_pairs_default_and_exhaustive_inference():
         "+0.50 ± 0.29 |",
     ]
     assert rows[2].split(" | ")[1] == "3 of 720"
+
+
+def test_exhaustive_orders_equal_hybrid_inference_when_every_order_is_sampled():
+    from benchmarks.bench_orders import exhaustive_predict
+    from sklearn_modeq import ShapleyAlternatingClassifier
+    from sklearn_modeq.datasets import make_imbalanced_modalities
+
+    X, y = make_imbalanced_modalities(
+        n_samples=120, dims=(5, 4, 3), strengths=(3.0, 1.0, 2.0), random_state=0
+    )
+    # 3 modalities have 6 orders: max_orders=6 samples all of them
+    model = ShapleyAlternatingClassifier(
+        max_epochs=3, max_orders=6, inference_order="hybrid", random_state=0
+    ).fit(X, y)
+    np.testing.assert_array_equal(exhaustive_predict(model, X), model.predict(X))
+    model.set_params(max_orders=3)
+    assert len(model.net_.module_.orders) == 6  # a fitted model keeps its orders
