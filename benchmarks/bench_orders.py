@@ -32,12 +32,11 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from sklearn_modeq._inference import candidate_logits
 
 from . import bench_outside
-from .bench_outside import fit_on_split, run_grid
+from .bench_outside import _per_seed, fit_on_split, run_grid
 from .suite.report import paired_margin
 from .suite.tasks import TASKS
 
@@ -74,7 +73,12 @@ def exhaustive_predict(model, X) -> np.ndarray:
 
 def run(name: str, seed: int, method: str = "Ours") -> dict:
     model, X_test, missing, y_test = fit_on_split(split, name, seed, method)
-    record = {"data": name, "seed": seed, "n_modalities": len(X_test)}
+    record = {
+        "data": name,
+        "seed": seed,
+        "method": method,
+        "n_modalities": len(X_test),
+    }
     for key, X in (("accuracy", X_test), ("accuracy_50", missing)):
         for mode in ("weighted", "hybrid"):
             model.set_params(inference_order=mode)
@@ -105,7 +109,7 @@ def report(records) -> str:
         n_orders = math.factorial(rows[0]["n_modalities"])
         for key, views in (("accuracy", "all"), ("accuracy_50", "half removed")):
             values = {
-                mode: pd.Series({r["seed"]: 100 * r[f"{key}_{mode}"] for r in rows})
+                mode: _per_seed(records, name, "Ours", f"{key}_{mode}")
                 for mode in MODES
             }
             margin, se = paired_margin(values["weighted"], values["exhaustive"])

@@ -387,11 +387,8 @@ def terms_loss(terms, y, weights=None, stacked=None):
     """
     if weights is None and all(len(z) == len(y) for z, _ in terms):
         if stacked is None:
-            stacked = (
-                terms[0][0] if len(terms) == 1 else torch.cat([z for z, _ in terms])
-            )
-        target = y if len(terms) == 1 else y.repeat(len(terms))
-        return F.cross_entropy(stacked.float(), target) * len(terms)
+            stacked = torch.cat([z for z, _ in terms])
+        return F.cross_entropy(stacked.float(), y.repeat(len(terms))) * len(terms)
     return sum(
         weighted_cross_entropy(
             z.float(), y[rows], None if weights is None else weights[rows]

@@ -45,10 +45,10 @@ class ShapleyAlternatingClassifier(
     head on precomputed embeddings, one modality at a time. After every epoch
     each modality's Shapley value (its marginal contribution to validation
     accuracy over all coalitions of modalities) is computed, and the next epoch
-    trains the modalities from the weakest to the strongest. Prediction weighs, per sample, the fused states of
-    several modality orders and of each modality alone, with weights fitted on
-    the validation split; the paper's equal-weight average over orders
-    (hybrid-order inference) is ``inference_order="hybrid"``.
+    trains the modalities from the weakest to the strongest. Prediction weighs,
+    per sample, the fused states of several modality orders and of each modality
+    alone, with weights fitted on the validation split; the paper's equal-weight
+    average over orders (hybrid-order inference) is ``inference_order="hybrid"``.
 
     Parameters
     ----------
@@ -81,10 +81,10 @@ class ShapleyAlternatingClassifier(
         False passes it unmapped. Off by default: measured on every suite task
         and on data outside the suite, the mapping raised fused accuracy nowhere
         by more than its noise, cost up to 0.5 points on the digits tasks and
-        took about a quarter of the fit time (``docs/defaults.md``). The mapped features feed the cell's
-        learned linear map ``W_x``, so a fixed linear map before it adds no
-        expressiveness; where many correlations pass ``tau`` it averages features
-        together.
+        took about a quarter of the fit time (``docs/defaults.md``). The mapped
+        features feed the cell's learned linear map ``W_x``, so a fixed linear
+        map before it adds no expressiveness; where many correlations pass
+        ``tau`` it averages features together.
     memory : bool, default=True
         Fuse with the memory cell (False: add the state and the next modality).
     inference_order : {"weighted", "hybrid", "last"}, default="weighted"

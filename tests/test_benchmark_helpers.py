@@ -151,6 +151,7 @@ def test_orders_report_pairs_default_and_exhaustive_inference():
             record = {
                 "data": name,
                 "seed": seed,
+                "method": "Ours",
                 "n_modalities": 3 + 3 * (name != DATASETS[0]),
             }
             for key in ("accuracy", "accuracy_50"):

@@ -252,7 +252,8 @@ class SharedHeadFusion(FusionNet):
         rows = ~torch.isnan(x[:, 0])
         feats = self.adapters[m](x[rows])
         self.last_input = feats.detach()
-        return StepOutput([(self.head(feats), rows)], None)
+        logits = self.head(feats)
+        return StepOutput([(logits, rows)], None, logits)
 
     @torch.no_grad()
     def remember(self, m: int, feats: torch.Tensor) -> None:
