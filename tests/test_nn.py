@@ -23,6 +23,7 @@ from sklearn_modeq.nn import (
     threshold_correlation,
     williams_design,
 )
+from sklearn_modeq.nn.fusion import gated_tanh
 
 
 def make_net(**kwargs):
@@ -223,6 +224,43 @@ def test_a_start_needs_only_the_input_and_output_gates():
         states, _ = net.group_states(x, [[(0,)], [(1, 0)]])
     states_with_grad, _ = net.group_states(x, [[(0,)], [(1, 0)]])
     torch.testing.assert_close(states, states_with_grad.detach())
+
+
+def test_gated_tanh_without_gradient_matches_the_plain_form():
+    # inference computes tanh as 2 sigmoid(2x) - 1 (faster on the CPU); it
+    # must agree to float32 rounding, saturation included, and the gradient
+    # path must keep the exact form
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(64, 8, generator=g) * 3, torch.full((1, 8), 60.0)])
+    x[-1, ::2] = -60.0
+    gate = torch.rand(65, 8, generator=g)
+    with torch.no_grad():
+        fast = gated_tanh(gate, x)
+    torch.testing.assert_close(fast, gate * torch.tanh(x), rtol=0, atol=1e-6)
+    assert fast[-1].abs().max() <= 1.0
+    x.requires_grad_()
+    (gated_tanh(gate, x) * 2).sum().backward()
+    torch.testing.assert_close(x.grad, 2 * gate * (1 - torch.tanh(x.detach()) ** 2))
+
+
+def test_inference_projects_each_modality_once(monkeypatch):
+    # without the mapping a modality's input projection does not depend on
+    # its predecessor: the candidates' walk computes it once per modality, in
+    # full where some chain fuses the modality, the start's two gates where
+    # it only starts a chain
+    torch.manual_seed(0)
+    net = make_net(mapping=False).eval()
+    calls = []
+    for name in ("project_input", "project_start"):
+        method = getattr(net.fusion, name)
+        monkeypatch.setattr(
+            net.fusion,
+            name,
+            lambda x, name=name, method=method: calls.append(name) or method(x),
+        )
+    with torch.no_grad():
+        net.group_states(inputs(), [[(1, 2), (2, 1)], [(0,)], [(1,)]])
+    assert sorted(calls) == ["project_input", "project_input", "project_start"]
 
 
 # -- the chain -----------------------------------------------------------------------------

@@ -179,13 +179,16 @@ class ModalityChainNet(nn.Module):
         )
 
     def _start(self, feats, j: int, cache: dict):
-        """Start state of modality ``j``: the cell applied to a zero state."""
+        """Start state of modality ``j``: the cell applied to a zero state.
+
+        It reuses the full projection of the unmapped features when something
+        already put it in ``cache`` (a step, or :meth:`averaged_states` for
+        the modalities its chains fuse); otherwise it projects the two gates
+        a start uses only.
+        """
         if ("start", j) not in cache:
-            shared = self.mapping is None and not torch.is_grad_enabled()
-            if shared or (None, j) in cache:
-                # the full projection of the unmapped features: at inference
-                # without mapping the pairs share it, or a step computed it
-                xhat, projected = self._projected(feats, None, j, cache)
+            if (None, j) in cache:
+                xhat, projected = cache[None, j]
             else:
                 xhat, projected = feats[j], self.fusion.project_start(feats[j])
             cache["start", j] = self.fusion.start_projected(xhat, projected)
@@ -291,6 +294,11 @@ class ModalityChainNet(nn.Module):
             dtype=self.head.weight.dtype,
         )
         cache: dict = {}
+        if self.mapping is None:
+            # a modality some chain fuses shares one projection between its
+            # fusion steps and its start; one that only starts projects less
+            for j in sorted({m for g in groups for o in g for m in o[1:]}):
+                self._projected(feats, None, j, cache)
 
         def step(item, j, depth):
             carry, prefix = item
