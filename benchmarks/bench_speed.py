@@ -264,7 +264,7 @@ def main(argv=None):
     )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    mla_epochs, mla_repeats = (3, 1) if args.quick else (10, 5)
+    mla_epochs, mla_repeats = (3, 1) if args.quick else (10, 9)
     print(
         f"\n0. vs MLAClassifier: {mla_epochs} epochs, 2000 rows, 64-d modalities, "
         "hidden 128, batch 64, lr 1e-3; CPU seconds, 1 thread, best of "
