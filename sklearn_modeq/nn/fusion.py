@@ -24,7 +24,7 @@ def gated_tanh(gate: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """
     if torch.is_grad_enabled() and (gate.requires_grad or x.requires_grad):
         return gate * torch.tanh(x)
-    return torch.sigmoid(x * 2).mul_(2).sub_(1).mul_(gate)
+    return (x * 2).sigmoid_().mul_(2).sub_(1).mul_(gate)  # one buffer, in place
 
 
 class MemoryCell(nn.Module):
