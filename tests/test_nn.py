@@ -575,6 +575,39 @@ def test_combiner_temperature_depends_on_the_presence_pattern():
     )
 
 
+def test_combiner_fit_loss_matches_the_combined_prediction():
+    # fit_combiner evaluates the loss from logits laid out classes first (for
+    # speed); values and gradients are those of the combiner's own forward
+    from sklearn_modeq.nn.combiner import _nll_classes_first, confidence
+
+    g = torch.Generator().manual_seed(0)
+    kinds = [0, 0, 0, 1, 2, 3]
+    combiner = CandidateCombiner(kinds, [0.0, -1.0, -1.0, -1.0])
+    with torch.no_grad():
+        for p in combiner.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+    logits = torch.randn(6, 50, 7, generator=g) * 3
+    available = torch.rand(6, 50, generator=g) > 0.3
+    available[0] = True
+    y = torch.randint(0, 7, (50,), generator=g)
+    conf, patterns = confidence(logits), combiner.patterns(available)
+    by_class = logits.permute(2, 0, 1).contiguous()
+    losses = []
+    for fast in (False, True):
+        combiner.zero_grad()
+        if fast:
+            nll = _nll_classes_first(combiner, by_class, available, conf, patterns, y)
+        else:
+            nll = torch.nn.functional.cross_entropy(
+                combiner(logits, available), y, reduction="none"
+            )
+        nll.mean().backward()
+        losses.append((nll.detach(), [p.grad.clone() for p in combiner.parameters()]))
+    torch.testing.assert_close(losses[0][0], losses[1][0])
+    for plain, fast in zip(losses[0][1], losses[1][1]):
+        torch.testing.assert_close(plain, fast)
+
+
 def test_above_four_modalities_the_temperature_follows_the_count():
     kinds = [0] + [1 + m for m in range(5)]
     combiner = CandidateCombiner(kinds, [0.0] * 6)

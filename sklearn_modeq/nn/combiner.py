@@ -130,10 +130,15 @@ class CandidateCombiner(nn.Module):
             ``confidence(logits)``, when known.
         """
         conf = confidence(logits) if conf is None else conf
-        bias = self.bias[self.kinds].to(logits.dtype)[:, None]
-        slope = self.slope[self.kinds].to(logits.dtype)[:, None]
-        score = bias + slope * conf
-        score = score.masked_fill(~available, float("-inf"))
+        return self.weights_from_confidence(conf.to(logits.dtype), available)
+
+    def weights_from_confidence(
+        self, conf: torch.Tensor, available: torch.Tensor
+    ) -> torch.Tensor:
+        """:meth:`weights` given ``conf``, in its dtype."""
+        bias = self.bias[self.kinds].to(conf.dtype)[:, None]
+        slope = self.slope[self.kinds].to(conf.dtype)[:, None]
+        score = (bias + slope * conf).masked_fill(~available, float("-inf"))
         return torch.softmax(score, dim=0)
 
     def combine(self, values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -201,6 +206,7 @@ def fit_combiner(
     params = list(combiner.parameters())
     # what does not depend on the parameters, once instead of per evaluation
     conf, patterns = confidence(logits), combiner.patterns(available)
+    by_class = logits.permute(2, 0, 1).contiguous()
     # a handful of parameters: gradients of 1e-5 are far below what the
     # held-out data can resolve
     optimizer = torch.optim.LBFGS(
@@ -213,8 +219,7 @@ def fit_combiner(
 
     def closure():
         optimizer.zero_grad()
-        combined = combiner(logits, available, conf, patterns)
-        nll = F.cross_entropy(combined, y, reduction="none")
+        nll = _nll_classes_first(combiner, by_class, available, conf, patterns, y)
         penalty = (
             (combiner.bias - combiner.prior_bias).square().sum()
             + combiner.slope.square().sum()
@@ -229,3 +234,20 @@ def fit_combiner(
         optimizer.step(closure)
     combiner.requires_grad_(False)
     return combiner
+
+
+def _nll_classes_first(combiner, by_class, available, conf, patterns, y):
+    """Per-sample negative log-likelihood of the combined prediction,
+    ``F.cross_entropy(combiner(logits, available), y, reduction="none")``, from
+    the logits laid out classes first: ``by_class`` of shape (n_classes,
+    n_candidates, n_samples); ``conf`` and ``patterns`` as in ``forward``.
+
+    The same values to float rounding, about three times faster (L-BFGS
+    evaluates it some 30 times per fit): torch's CPU softmax over a last axis
+    of a few classes is about ten times slower than over a leading one, and
+    the weighted sum broadcasts over contiguous rows.
+    """
+    weights = combiner.weights_from_confidence(conf.to(by_class.dtype), available)
+    combined = (by_class * weights).sum(dim=1)
+    combined = combined / combiner.temperature(available, patterns).to(combined.dtype)
+    return F.cross_entropy(combined[None], y[None], reduction="none")[0]
