@@ -24,15 +24,19 @@ class InferencePlan:
 
     ``combiner`` None averages the groups' states with equal weight (a single
     group: hybrid orders, or the last training order); otherwise the groups are
-    candidates weighed per sample by the combiner.
+    candidates weighed per sample by the combiner. ``supported`` (bool per
+    modality, or None for no gate) applies :func:`gated_presence` first.
     """
 
     groups: list
     combiner: CandidateCombiner | None = None
+    supported: torch.Tensor | None = None
 
     def fuse(self, module, feats, present):
         """Fused state (batch, h) and logits (batch, n_classes) of one batch,
         from its adapter outputs and presence mask (``module.encode``)."""
+        if self.supported is not None:
+            present = gated_presence(present, self.supported.to(present.device))
         states = module.averaged_states(feats, present, self.groups)
         if self.combiner is None:
             state = states.mean(dim=0)
@@ -43,6 +47,23 @@ class InferencePlan:
         state = self.combiner.combine(states, weights)
         temperature = self.combiner.temperature(available).to(state.dtype)[:, None]
         return state, self.combiner.combine(logits, weights) / temperature
+
+
+def gated_presence(present, supported):
+    """``present`` without the unsupported modalities, in the rows that have a
+    supported one; rows with none keep what they have.
+
+    Parameters
+    ----------
+    present : Tensor of shape (batch, n_modalities), bool
+    supported : Tensor of shape (n_modalities,), bool
+
+    Returns
+    -------
+    present : Tensor of shape (batch, n_modalities), bool
+    """
+    gated = present & supported
+    return torch.where(gated.any(dim=1, keepdim=True), gated, present)
 
 
 def _batches(net, X):

@@ -31,6 +31,10 @@ COMBINER_DROP_RATES = (0.25, 0.5)
 CROSS_FIT_FOLDS = 5
 CROSS_FIT_BELOW = 100
 
+#: A modality is *supported* when its Shapley value exceeds this many
+#: standard errors (``shapley_gate``).
+SUPPORT_Z = 2.0
+
 #: The cross-modal mapping's threshold when ``mapping=True`` and ``tau=None``.
 DEFAULT_TAU = 0.2
 
@@ -93,6 +97,15 @@ class ShapleyAlternatingClassifier(
         the equal-weight average over the inference orders (Algorithm 1);
         ``"last"``: only the order of the last training epoch (the paper's
         fixed-order analysis, Figure 5). Read at prediction time, so it can be
+        switched on a fitted model.
+    shapley_gate : bool, default=True
+        Predict without the modalities whose Shapley value at the kept epoch
+        is not above twice its standard error (no measurable contribution to
+        validation accuracy; ``supported_modalities_`` are the others), in
+        every sample that has a supported modality, so a modality that carries
+        nothing cannot drag the fused prediction down. A sample with only
+        unsupported modalities is predicted from them. False uses every
+        present modality (the paper). Read at prediction time, so it can be
         switched on a fitted model.
     combiner_cv : int, "auto" or None, default="auto"
         Which held-out predictions ``combiner_`` is fitted on. None: the
@@ -178,6 +191,9 @@ class ShapleyAlternatingClassifier(
     training_order_ : tuple of str
         The order of the epoch whose weights the model keeps (used by
         ``inference_order="last"``).
+    supported_modalities_ : list of str
+        The modalities whose Shapley value at the kept epoch exceeds twice its
+        standard error (all of them when none does); see ``shapley_gate``.
     history_ : skorch.History
         Per-epoch records: ``train_loss``, ``valid_loss``, ``shapley``,
         ``shapley_se`` (the standard errors of the Shapley values over the
@@ -237,6 +253,16 @@ class ShapleyAlternatingClassifier(
     by regularised log-loss. Because the head is linear, ``transform`` returns the
     same weighted combination of states.
 
+    With ``shapley_gate=True`` (every inference mode) a sample that has one of
+    the ``supported_modalities_`` is predicted as if the others were absent: a
+    modality whose Shapley value at the kept epoch is within twice its
+    standard error of zero has shown no contribution on held-out data, and a
+    view that carries no label information otherwise moves the fused state
+    (measured on the suite's label-free tasks, ``docs/results.md``). The
+    combiner is fitted without the gate: its held-out samples already lose
+    modalities at random, so the gated presence patterns are among those it
+    was fitted on, and the gate stays a prediction-time switch.
+
     References
     ----------
     .. [1] X. Shi, R. Zhang, J. Liu, Y. Liu, Q. Cheng, W. Lu. "Modality
@@ -267,6 +293,7 @@ class ShapleyAlternatingClassifier(
         "mapping": ["boolean"],
         "memory": ["boolean"],
         "inference_order": [StrOptions({"weighted", "hybrid", "last"})],
+        "shapley_gate": ["boolean"],
         "max_orders": [Interval(Integral, 1, None, closed="left")],
         "shapley_max_exact": [Interval(Integral, 1, 16, closed="both")],
         "shapley_n_permutations": [Interval(Integral, 1, None, closed="left")],
@@ -296,6 +323,7 @@ class ShapleyAlternatingClassifier(
         mapping=False,
         memory=True,
         inference_order="weighted",
+        shapley_gate=True,
         combiner_cv="auto",
         max_orders=3,
         shapley_max_exact=6,
@@ -323,6 +351,7 @@ class ShapleyAlternatingClassifier(
         self.mapping = mapping
         self.memory = memory
         self.inference_order = inference_order
+        self.shapley_gate = shapley_gate
         self.combiner_cv = combiner_cv
         self.max_orders = max_orders
         self.shapley_max_exact = shapley_max_exact
@@ -489,19 +518,36 @@ class ShapleyAlternatingClassifier(
             best = [i for i, row in enumerate(history) if row.get("valid_loss_best")]
             kept = best[-1] if best else kept
         self.training_order_ = self.order_history_[kept]
+        phi = np.asarray(history[kept, "shapley"], dtype=float)
+        se = np.asarray(history[kept, "shapley_se"], dtype=float)
+        supported = phi > SUPPORT_Z * se
+        self.supported_modalities_ = [
+            m
+            for m, keep in zip(self.modalities_, supported)
+            if keep or not supported.any()
+        ]
         self._n_features_out = self.hidden_size
 
     # -- inference ------------------------------------------------------------------
     def _plan(self) -> InferencePlan:
-        """What ``inference_order`` computes (read at prediction time)."""
+        """What ``inference_order`` and ``shapley_gate`` compute (read at
+        prediction time)."""
         module = self.net_.module_
+        supported = None
+        if self.shapley_gate and len(self.supported_modalities_) < len(
+            self.modalities_
+        ):
+            supported = torch.tensor(
+                [m in self.supported_modalities_ for m in self.modalities_]
+            )
         if self.inference_order == "last":
             index = {name: i for i, name in enumerate(self.modalities_)}
-            return InferencePlan([[tuple(index[m] for m in self.training_order_)]])
+            order = tuple(index[m] for m in self.training_order_)
+            return InferencePlan([[order]], supported=supported)
         if self.inference_order == "hybrid":
-            return InferencePlan([module.orders])
+            return InferencePlan([module.orders], supported=supported)
         groups, _ = candidate_groups(module.orders, len(self.modalities_))
-        return InferencePlan(groups, self.combiner_)
+        return InferencePlan(groups, self.combiner_, supported)
 
     def _fused(self, arrays):
         states, logits, _ = fused_outputs(self.net_, arrays, self._plan())

@@ -180,9 +180,14 @@ def test_exhaustive_orders_equal_hybrid_inference_when_every_order_is_sampled():
     X, y = make_imbalanced_modalities(
         n_samples=120, dims=(5, 4, 3), strengths=(3.0, 1.0, 2.0), random_state=0
     )
-    # 3 modalities have 6 orders: max_orders=6 samples all of them
+    # 3 modalities have 6 orders: max_orders=6 samples all of them; every
+    # present modality is used, as exhaustive_predict does
     model = ShapleyAlternatingClassifier(
-        max_epochs=3, max_orders=6, inference_order="hybrid", random_state=0
+        max_epochs=3,
+        max_orders=6,
+        inference_order="hybrid",
+        shapley_gate=False,
+        random_state=0,
     ).fit(X, y)
     np.testing.assert_array_equal(exhaustive_predict(model, X), model.predict(X))
     model.set_params(max_orders=3)

@@ -188,6 +188,54 @@ def test_inference_order_is_read_at_prediction_time(fitted):
     np.testing.assert_allclose(other.predict_proba(X), clf.predict_proba(X))
 
 
+def test_gated_presence_drops_unsupported_modalities_only_where_a_supported_one_is():
+    from sklearn_modeq._inference import gated_presence
+
+    present = torch.tensor(
+        [[1, 1, 1], [0, 1, 1], [0, 0, 1], [1, 0, 0], [0, 1, 0]], dtype=torch.bool
+    )
+    supported = torch.tensor([True, False, False])
+    gated = gated_presence(present, supported)
+    expected = [[1, 0, 0], [0, 1, 1], [0, 0, 1], [1, 0, 0], [0, 1, 0]]
+    assert gated.int().tolist() == expected
+
+
+@pytest.fixture(scope="module")
+def with_label_free_view():
+    """The fixture's data with a third view that carries no label information."""
+    X, y = imbalanced(n=300)
+    X["noise"] = np.random.RandomState(1).normal(size=(300, 4))
+    return small(max_epochs=12, lr=1e-2).fit(X, y), X, y
+
+
+def test_shapley_gate_predicts_without_unsupported_modalities(with_label_free_view):
+    # issue 12: a modality without a measurable Shapley value cannot drag the
+    # fused prediction down; the gate is read at prediction time
+    clf, X, _ = with_label_free_view
+    assert "noise" not in clf.supported_modalities_
+    assert "strong" in clf.supported_modalities_
+    without = {k: v for k, v in X.items() if k != "noise"}
+    np.testing.assert_allclose(clf.predict_proba(X), clf.predict_proba(without))
+    other = copy.deepcopy(clf).set_params(shapley_gate=False)
+    assert not np.allclose(other.predict_proba(X), clf.predict_proba(X))
+    # a sample with only the unsupported modality is predicted from it
+    alone = {"noise": X["noise"]}
+    np.testing.assert_allclose(clf.predict_proba(alone), other.predict_proba(alone))
+
+
+def test_supported_modalities_follow_the_kept_epochs_shapley_values(
+    with_label_free_view,
+):
+    clf, _, _ = with_label_free_view
+    # the epoch whose weights early stopping kept
+    row = [i for i, r in enumerate(clf.history_) if r.get("valid_loss_best")][-1]
+    phi = np.asarray(clf.history_[row, "shapley"])
+    se = np.asarray(clf.history_[row, "shapley_se"])
+    assert clf.supported_modalities_ == [
+        m for m, p, e in zip(clf.modalities_, phi, se) if p > 2 * e
+    ]
+
+
 def test_last_order_predicts_with_the_kept_training_order(fitted):
     from sklearn_modeq._inference import InferencePlan, fused_outputs
 

@@ -127,8 +127,12 @@ def _run_job(job: Job, quick: bool) -> dict:
         record["shapley_history"] = np.asarray(model.shapley_history_).tolist()
         record["order_history"] = [list(o) for o in model.order_history_]
     if job.method == "Ours":
-        # the other inference modes on the same fitted model (Table 2, issue 12)
+        # the same fitted model predicting other ways (Table 2, issue 12): the
+        # default weighing without the Shapley gate, and the paper's two
+        # inference modes (no gate either)
         record["oracle"] = order_oracle(model, X_test, y_test)
+        model.set_params(shapley_gate=False)
+        record["ungated"] = _measure(model, X_test, y_test, job)
         for mode in ("hybrid", "last"):
             model.set_params(inference_order=mode)
             record[f"{mode}_order" if mode == "last" else mode] = _measure(
