@@ -455,12 +455,15 @@ class ShapleyScheduler(Callback):
 
     Above three modalities (where the ``2**n`` coalitions cost most of the
     validation pass) a coalition's accuracy is that of the restriction of one
-    inference order (:meth:`_shapley_orders`), and with ``order="shapley"`` the
-    values are not recomputed after every epoch once the order is stable: after two
-    evaluations that leave the order unchanged the interval between evaluations
-    doubles, up to every 8th epoch, and it falls back to every epoch as soon as
-    an evaluation changes the order. An epoch without evaluation records the
-    last values again and ``shapley_evaluated=False``.
+    inference order (:meth:`_shapley_orders`). Above two modalities, with
+    ``order="shapley"``, the values are not recomputed after every epoch once
+    the order is stable: after two evaluations that leave the order unchanged
+    the interval between evaluations doubles, up to every 8th epoch, and it
+    falls back to every epoch as soon as an evaluation changes the order. An
+    epoch without evaluation records the last values again and
+    ``shapley_evaluated=False``. (At two modalities the coalitions add two
+    one-modality chains to the forward pass the validation loss needs anyway:
+    nothing worth saving.)
 
     Records per epoch in the history: ``train_order`` (the order this epoch
     trained), ``shapley`` (values per modality, declaration order),
@@ -522,7 +525,7 @@ class ShapleyScheduler(Callback):
     def _evaluates(self, net, epoch: int) -> bool:
         """Whether this epoch computes the Shapley values (see the class doc)."""
         n = len(net.module_.modalities)
-        return n <= 3 or self.order != "shapley" or epoch >= self.next_evaluation_
+        return n <= 2 or self.order != "shapley" or epoch >= self.next_evaluation_
 
     def _schedule_next(self, epoch: int, changed: bool) -> None:
         self.stable_ = 0 if changed else self.stable_ + 1

@@ -559,8 +559,8 @@ def test_shapley_from_the_validation_pass_equals_a_separate_pass(
 
 
 def test_shapley_values_are_evaluated_less_often_once_the_order_is_stable():
-    # issue 13: above three modalities the coalitions dominate the validation
-    # pass; a stable order is re-checked every 2nd, 4th, then 8th epoch
+    # issue 13: above two modalities a stable order is re-checked every 2nd,
+    # 4th, then 8th epoch; at two every epoch
     from sklearn_modeq._training import ShapleyScheduler
 
     scheduler = ShapleyScheduler().initialize()
@@ -577,8 +577,10 @@ def test_shapley_values_are_evaluated_less_often_once_the_order_is_stable():
     epochs = [e + 1 for e, ev in enumerate(evaluated) if ev]
     # stable after 1: intervals 1, 2, 4; the change at 9 resets; then 1, 2, 4, 8, 8
     assert epochs == [1, 2, 3, 5, 9, 10, 11, 13, 17, 25]
+    two = type("N", (), {"module_": type("M", (), {"modalities": list("ab")})()})
+    assert all(scheduler._evaluates(two, e) for e in range(1, 31))
     three = type("N", (), {"module_": type("M", (), {"modalities": list("abc")})()})
-    assert all(scheduler._evaluates(three, e) for e in range(1, 31))
+    assert not scheduler._evaluates(three, 26)
 
 
 def test_shapley_pass_uses_one_inference_order_above_three_modalities(monkeypatch):
