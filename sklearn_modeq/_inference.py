@@ -140,12 +140,31 @@ def drop_at_random(inputs, rate: float, generator: torch.Generator):
     }
 
 
-def candidate_logits(net, X, groups, *, drop_rates=(), seed=0):
+def gate_rows(inputs, supported):
+    """The rows :func:`gated_presence` changes, with the unsupported
+    modalities made absent (all-NaN), and the bool mask of those rows."""
+    present = torch.stack([~torch.isnan(v[:, 0]) for v in inputs.values()], dim=1)
+    gated = gated_presence(present, supported.to(present.device))
+    changed = (gated != present).any(dim=1)
+    kept = gated[changed]
+    rows = {
+        k: torch.where(
+            kept[:, m, None], v[changed], torch.full_like(v[changed], float("nan"))
+        )
+        for m, (k, v) in enumerate(inputs.items())
+    }
+    return rows, changed
+
+
+def candidate_logits(net, X, groups, *, drop_rates=(), seed=0, supported=None):
     """Candidate logits on held-out data, for fitting a combiner.
 
     Each sample is seen as it is and once more per rate in ``drop_rates`` with
     modalities removed at random at that rate, so the combiner is fitted for
-    incomplete samples too.
+    incomplete samples too. With ``supported`` (bool per modality), every
+    such row that the Shapley gate would change is also seen gated
+    (:func:`gate_rows`), so the combiner is fitted for the presence patterns
+    the gate makes as often as they occur at prediction.
 
     Returns
     -------
@@ -159,13 +178,20 @@ def candidate_logits(net, X, groups, *, drop_rates=(), seed=0):
     logits, available, ys, ws = [], [], [], []
     with torch.no_grad():
         for inputs, yb, wb in _batches(net, X):
+            yb = torch.as_tensor(np.asarray(yb))
             for rate in (0.0, *drop_rates):
                 seen = drop_at_random(inputs, rate, generator) if rate else inputs
-                states, avail = module.group_states(seen, groups)
-                logits.append(module.head(states).float().cpu())
-                available.append(avail.cpu())
-                ys.append(torch.as_tensor(np.asarray(yb)))
-                if wb is not None:
-                    ws.append(wb.float().cpu())
+                views = [(seen, slice(None))]
+                if supported is not None:
+                    gated, changed = gate_rows(seen, supported)
+                    if bool(changed.any()):
+                        views.append((gated, changed))
+                for view, rows in views:
+                    states, avail = module.group_states(view, groups)
+                    logits.append(module.head(states).float().cpu())
+                    available.append(avail.cpu())
+                    ys.append(yb[rows.cpu() if torch.is_tensor(rows) else rows])
+                    if wb is not None:
+                        ws.append(wb[rows].float().cpu())
     weights = torch.cat(ws) if ws else None
     return torch.cat(logits, 1), torch.cat(available, 1), torch.cat(ys), weights

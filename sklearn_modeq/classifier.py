@@ -259,9 +259,11 @@ class ShapleyAlternatingClassifier(
     standard error of zero has shown no contribution on held-out data, and a
     view that carries no label information otherwise moves the fused state
     (measured on the suite's label-free tasks, ``docs/results.md``). The
-    combiner is fitted without the gate: its held-out samples already lose
-    modalities at random, so the gated presence patterns are among those it
-    was fitted on, and the gate stays a prediction-time switch.
+    combiner is fitted for both settings: its held-out samples are seen as
+    they are (and with modalities removed at random), and every one of those
+    the gate changes is seen gated too, so the gated presence patterns are
+    fitted as often as the gate makes them; the gate stays a prediction-time
+    switch.
 
     References
     ----------
@@ -421,11 +423,15 @@ class ShapleyAlternatingClassifier(
         if self.validation_fraction > 0:
             _, valid = self.net_.get_split_datasets(data, y)
         n_valid = 0 if valid is None else len(valid)
+        supported = self._supported()
+        # the held-out rows are also seen as the gate would change them, so the
+        # gated presence patterns are fitted as often as they will occur
+        gate = None if supported.all() else torch.as_tensor(supported)
         self.combiner_folds_ = self._combiner_folds(data, y, n_valid)
         held_out = None
         if self.combiner_folds_:
             try:
-                held_out = self._out_of_fold_candidates(data, y, groups)
+                held_out = self._out_of_fold_candidates(data, y, groups, gate)
             except KeyboardInterrupt:
                 warnings.warn(
                     f"{type(self).__name__}: the cross-fitting of the combiner "
@@ -441,6 +447,7 @@ class ShapleyAlternatingClassifier(
                 groups,
                 drop_rates=COMBINER_DROP_RATES,
                 seed=self._seed,
+                supported=gate,
             )
         if held_out is None:
             self.combiner_ = CandidateCombiner(kinds, prior).requires_grad_(False)
@@ -473,7 +480,7 @@ class ShapleyAlternatingClassifier(
         folds = min(folds, int(np.bincount(y).min()))
         return folds if folds >= 2 else 0
 
-    def _out_of_fold_candidates(self, data, y, groups):
+    def _out_of_fold_candidates(self, data, y, groups, supported=None):
         """Candidate logits of every training row from a model fitted without it.
 
         ``combiner_folds_`` models with this estimator's settings (the same
@@ -495,7 +502,12 @@ class ShapleyAlternatingClassifier(
             held_out = net.get_dataset(take_rows(data, held_rows), y[held_rows])
             parts.append(
                 candidate_logits(
-                    net, held_out, groups, drop_rates=COMBINER_DROP_RATES, seed=seed
+                    net,
+                    held_out,
+                    groups,
+                    drop_rates=COMBINER_DROP_RATES,
+                    seed=seed,
+                    supported=supported,
                 )
             )
         logits, available, labels, weights = zip(*parts)
@@ -513,20 +525,29 @@ class ShapleyAlternatingClassifier(
             tuple(self.modalities_[i] for i in order)
             for order in history[:, "train_order"]
         ]
-        kept = self.n_iter_ - 1
-        if self._stops_early():
-            best = [i for i, row in enumerate(history) if row.get("valid_loss_best")]
-            kept = best[-1] if best else kept
-        self.training_order_ = self.order_history_[kept]
-        phi = np.asarray(history[kept, "shapley"], dtype=float)
-        se = np.asarray(history[kept, "shapley_se"], dtype=float)
-        supported = phi > SUPPORT_Z * se
+        self.training_order_ = self.order_history_[self._kept_epoch()]
+        supported = self._supported()
         self.supported_modalities_ = [
-            m
-            for m, keep in zip(self.modalities_, supported)
-            if keep or not supported.any()
+            m for m, keep in zip(self.modalities_, supported) if keep
         ]
         self._n_features_out = self.hidden_size
+
+    def _kept_epoch(self) -> int:
+        """Index in the net's history of the epoch whose weights are kept."""
+        history = self.net_.history
+        if self._stops_early():
+            best = [i for i, row in enumerate(history) if row.get("valid_loss_best")]
+            if best:
+                return best[-1]
+        return len(history) - 1
+
+    def _supported(self) -> np.ndarray:
+        """Bool per modality: Shapley value at the kept epoch above
+        ``SUPPORT_Z`` standard errors (every modality when none is)."""
+        kept = self.net_.history[self._kept_epoch()]
+        phi = np.asarray(kept["shapley"], dtype=float)
+        supported = phi > SUPPORT_Z * np.asarray(kept["shapley_se"], dtype=float)
+        return supported if supported.any() else np.ones_like(supported)
 
     # -- inference ------------------------------------------------------------------
     def _plan(self) -> InferencePlan:

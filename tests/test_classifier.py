@@ -236,6 +236,36 @@ def test_supported_modalities_follow_the_kept_epochs_shapley_values(
     ]
 
 
+def test_combiner_is_also_fitted_on_the_held_out_rows_as_the_gate_sees_them(
+    with_label_free_view,
+):
+    # the gated presence patterns are fitted as often as the gate makes them:
+    # every held-out row the gate changes comes once more, gated
+    from sklearn_modeq._inference import candidate_logits, gate_rows
+    from sklearn_modeq.nn.combiner import candidate_groups
+
+    clf, X, y = with_label_free_view
+    net = clf.net_
+    groups, _ = candidate_groups(net.module_.orders, len(clf.modalities_))
+    data = clf._validated({k: v[:40] for k, v in X.items()})
+    data["noise"][:5] = np.nan  # five rows the gate leaves alone
+    dataset = net.get_dataset(data, y[:40])
+    supported = torch.tensor([m in clf.supported_modalities_ for m in clf.modalities_])
+    plain = candidate_logits(net, dataset, groups)
+    gated = candidate_logits(net, dataset, groups, supported=supported)
+    assert plain[0].shape[1] == 40 and gated[0].shape[1] == 75
+    torch.testing.assert_close(gated[0][:, :40], plain[0])
+    np.testing.assert_array_equal(gated[2][40:], y[5:40])
+    # the extra rows are the gated ones: predicted without the noise view
+    noise = clf.modalities_.index("noise")
+    singles = gated[1][-len(clf.modalities_) :]
+    assert not singles[noise, 40:].any() and singles[noise, 5:40].all()
+    rows, changed = gate_rows(
+        {k: torch.as_tensor(v) for k, v in data.items()}, supported
+    )
+    assert changed.sum() == 35 and torch.isnan(rows["noise"]).all()
+
+
 def test_last_order_predicts_with_the_kept_training_order(fitted):
     from sklearn_modeq._inference import InferencePlan, fused_outputs
 
